@@ -1,0 +1,14 @@
+//! # bevy_mvcustom
+//!
+//! Multi-view customized diffusion (MVCustom) for Bevy. A user teaches the plugin a subject from
+//! a few photographs; the plugin then generates that subject in a text-described or in-scene
+//! environment from the poses of the app's cameras, consistent from view to view, and delivers
+//! each view as an `Image` texture.
+//!
+//! The crate is layered; each layer depends only on the ones below it:
+//! - [`camera`]: one camera model and every convention conversion (Bevy, OpenCV, OpenGL,
+//!   PyTorch3D, COLMAP).
+//! - [`model`]: the networks (UNet + motion modules, CLIP, VAE) in candle.
+
+pub mod camera;
+pub mod model;

@@ -1,0 +1,9 @@
+//! The networks: the SD-1.x/2.x UNet with AnimateDiff motion modules (1-D temporal or dense
+//! spatio-temporal attention), the CLIP tokenizer and text encoder, and the VAE, loaded from
+//! the diffusers folder layout. No Bevy here.
+
+pub mod error;
+pub mod load;
+
+pub use error::{ModelError, Result};
+pub use load::{ComponentDir, ComputeSettings, WeightVariant, Weights};
