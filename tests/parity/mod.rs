@@ -1,0 +1,12 @@
+//! One module per fixture kind; [`run`] dispatches a case to its kind.
+
+pub mod common;
+
+use common::{Case, Check};
+
+/// Runs one case, returning the comparison of each output it checks.
+pub fn run(case: &Case) -> Result<Vec<Check>, String> {
+    match case.kind.as_str() {
+        unknown => Err(format!("unknown parity kind `{unknown}`")),
+    }
+}
