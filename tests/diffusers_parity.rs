@@ -13,7 +13,9 @@ use parity::common::Case;
 fn parity_dir() -> PathBuf {
     std::env::var_os("MVCUSTOM_PARITY_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity")
+        })
 }
 
 fn main() -> ExitCode {
@@ -30,7 +32,10 @@ fn main() -> ExitCode {
         }
     };
     dirs.sort();
-    dirs.retain(|d| d.file_name().is_some_and(|n| n.to_string_lossy().contains(&filter)));
+    dirs.retain(|d| {
+        d.file_name()
+            .is_some_and(|n| n.to_string_lossy().contains(&filter))
+    });
     if dirs.is_empty() {
         eprintln!("no parity case found under {}", root.display());
         return ExitCode::FAILURE;
@@ -76,5 +81,9 @@ fn main() -> ExitCode {
         }
     }
     println!("parity: {passed} passed, {failed} failed");
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

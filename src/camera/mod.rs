@@ -4,8 +4,21 @@
 //!
 //! Everything here is plain math on `glam` types; only [`bevy`](self::bevy) touches Bevy.
 
+pub mod bevy;
+pub mod colmap;
+pub mod conventions;
 pub mod error;
+pub mod normalize;
 pub mod pinhole;
+pub mod rays;
+pub mod rig;
+pub mod viewpoint;
 
 pub use error::{CameraError, Result};
-pub use pinhole::{Extrinsics, ImageSize, Intrinsics, PinholeCamera, Projected, ProjectionKind, Ray};
+pub use normalize::SceneNormalization;
+pub use pinhole::{
+    Extrinsics, ImageSize, Intrinsics, PinholeCamera, Projected, ProjectionKind, Ray,
+};
+pub use rays::{PluckerMap, plucker_map};
+pub use rig::{LinearPath, Orbit, look_at};
+pub use viewpoint::{RelativeViewpoint, Spherical, UpAxis};

@@ -357,8 +357,7 @@ impl PinholeCamera {
                 let dir_cam = self.unproject_to_camera(pixel, 1.0);
                 Ray {
                     origin: self.center(),
-                    direction: (self.extrinsics.camera_to_world_rotation() * dir_cam)
-                        .normalize(),
+                    direction: (self.extrinsics.camera_to_world_rotation() * dir_cam).normalize(),
                 }
             }
             ProjectionKind::Orthographic => Ray {

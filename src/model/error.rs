@@ -46,7 +46,10 @@ pub enum ModelError {
         files: Vec<PathBuf>,
     },
     /// A tensor exists but its shape disagrees with the configuration.
-    #[error("tensor `{tensor}` in {} has shape {found:?}, the config implies {expected:?}", display_paths(files))]
+    #[error(
+        "tensor `{tensor}` in {} has shape {found:?}, the config implies {expected:?}",
+        display_paths(files)
+    )]
     ShapeMismatch {
         /// The checkpoint name of the tensor.
         tensor: String,

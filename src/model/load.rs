@@ -136,10 +136,11 @@ impl ComponentDir {
             path: index.to_path_buf(),
             source,
         })?;
-        let parsed: Index = serde_json::from_str(&text).map_err(|source| ModelError::ConfigParse {
-            path: index.to_path_buf(),
-            source,
-        })?;
+        let parsed: Index =
+            serde_json::from_str(&text).map_err(|source| ModelError::ConfigParse {
+                path: index.to_path_buf(),
+                source,
+            })?;
         let mut files: Vec<PathBuf> = parsed
             .weight_map
             .into_values()

@@ -26,7 +26,8 @@ impl Case {
     /// Reads `dir/case.json`.
     pub fn load(dir: &Path) -> Result<Self, String> {
         let path = dir.join("case.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let kind = json["kind"]
