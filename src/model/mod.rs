@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod load;
+pub mod pose;
 
 pub use error::{ModelError, Result};
 pub use load::{ComponentDir, ComputeSettings, WeightVariant, Weights};
