@@ -9,6 +9,9 @@
 //! - [`camera`]: one camera model and every convention conversion (Bevy, OpenCV, OpenGL,
 //!   PyTorch3D, COLMAP).
 //! - [`model`]: the networks (UNet + motion modules, CLIP, VAE) in candle.
+//! - [`diffusion`]: schedulers configured from diffusers' `scheduler_config.json`, classifier-free
+//!   guidance and the text-to-video sampling loop with its hooks, independent of concrete models.
 
 pub mod camera;
+pub mod diffusion;
 pub mod model;
