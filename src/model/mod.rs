@@ -2,8 +2,13 @@
 //! spatio-temporal attention), the CLIP tokenizer and text encoder, and the VAE, loaded from
 //! the diffusers folder layout. No Bevy here.
 
+pub mod attention;
 pub mod error;
+pub mod hook;
 pub mod load;
+pub mod motion;
+pub mod ops;
+pub mod transformer;
 
 pub use error::{ModelError, Result};
 pub use load::{ComponentDir, ComputeSettings, WeightVariant, Weights};
