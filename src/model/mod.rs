@@ -2,6 +2,7 @@
 //! spatio-temporal attention), the CLIP tokenizer and text encoder, and the VAE, loaded from
 //! the diffusers folder layout. No Bevy here.
 
+pub mod blocks;
 pub mod error;
 pub mod load;
 
