@@ -3,6 +3,7 @@
 //! the diffusers folder layout. No Bevy here.
 
 pub mod attention;
+pub mod blocks;
 pub mod error;
 pub mod hook;
 pub mod load;
