@@ -8,8 +8,10 @@ pub mod error;
 pub mod hook;
 pub mod load;
 pub mod motion;
+pub mod motion_adapter;
 pub mod ops;
 pub mod transformer;
+pub mod unet;
 
 pub use error::{ModelError, Result};
 pub use load::{ComponentDir, ComputeSettings, WeightVariant, Weights};

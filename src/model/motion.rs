@@ -36,7 +36,7 @@ pub enum MotionAttention {
 }
 
 /// Shape parameters of one motion module.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MotionModuleDims {
     /// Channels of the UNet features it sits on (= its token width).
     pub channels: usize,
