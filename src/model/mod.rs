@@ -2,9 +2,17 @@
 //! spatio-temporal attention), the CLIP tokenizer and text encoder, and the VAE, loaded from
 //! the diffusers folder layout. No Bevy here.
 
+pub mod attention;
+pub mod blocks;
 pub mod error;
+pub mod hook;
 pub mod load;
+pub mod motion;
+pub mod motion_adapter;
+pub mod ops;
 pub mod pose;
+pub mod transformer;
+pub mod unet;
 
 pub use error::{ModelError, Result};
 pub use load::{ComponentDir, ComputeSettings, WeightVariant, Weights};
