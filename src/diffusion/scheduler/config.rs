@@ -153,7 +153,8 @@ impl CommonConfig {
                 ],
             )?,
             trained_betas: f.opt_f64_list("trained_betas")?,
-            rescale_betas_zero_snr: f.bool_or("rescale_betas_zero_snr", d.rescale_betas_zero_snr)?,
+            rescale_betas_zero_snr: f
+                .bool_or("rescale_betas_zero_snr", d.rescale_betas_zero_snr)?,
             prediction_type: f.choice(
                 "prediction_type",
                 d.prediction_type,
@@ -180,16 +181,27 @@ impl CommonConfig {
 
     fn validate(&self, f: &ConfigFields) -> Result<()> {
         if self.num_train_timesteps < 2 {
-            return Err(f.invalid("num_train_timesteps", format!("{} is below 2", self.num_train_timesteps)));
+            return Err(f.invalid(
+                "num_train_timesteps",
+                format!("{} is below 2", self.num_train_timesteps),
+            ));
         }
         if let Some(betas) = &self.trained_betas {
             if betas.len() != self.num_train_timesteps {
                 return Err(f.invalid(
                     "trained_betas",
-                    format!("{} values for {} training steps", betas.len(), self.num_train_timesteps),
+                    format!(
+                        "{} values for {} training steps",
+                        betas.len(),
+                        self.num_train_timesteps
+                    ),
                 ));
             }
-            if let Some((i, b)) = betas.iter().enumerate().find(|(_, b)| !(0.0..1.0).contains(*b)) {
+            if let Some((i, b)) = betas
+                .iter()
+                .enumerate()
+                .find(|(_, b)| !(0.0..1.0).contains(*b))
+            {
                 return Err(f.invalid("trained_betas", format!("item {i} = {b} is outside [0, 1)")));
             }
         } else if self.beta_schedule != BetaSchedule::SquaredCosCapV2 {
@@ -207,7 +219,10 @@ fn final_sigmas(f: &ConfigFields) -> Result<FinalSigmas> {
     f.choice(
         "final_sigmas_type",
         FinalSigmas::Zero,
-        &[("zero", FinalSigmas::Zero), ("sigma_min", FinalSigmas::SigmaMin)],
+        &[
+            ("zero", FinalSigmas::Zero),
+            ("sigma_min", FinalSigmas::SigmaMin),
+        ],
     )
 }
 
@@ -416,13 +431,18 @@ impl SchedulerConfig {
     /// Parses the text of a scheduler configuration; `path` is only used in error messages.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
         let f = ConfigFields::parse(text, path)?;
-        let class = f
-            .opt_str("_class_name")?
-            .ok_or_else(|| f.invalid("_class_name", "missing: cannot tell which scheduler to build"))?;
+        let class = f.opt_str("_class_name")?.ok_or_else(|| {
+            f.invalid(
+                "_class_name",
+                "missing: cannot tell which scheduler to build",
+            )
+        })?;
         match class {
             "DDIMScheduler" => DdimConfig::read(&f).map(Self::Ddim),
             "EulerDiscreteScheduler" => EulerConfig::read(&f).map(Self::EulerDiscrete),
-            "DPMSolverMultistepScheduler" => DpmSolverConfig::read(&f).map(Self::DpmSolverMultistep),
+            "DPMSolverMultistepScheduler" => {
+                DpmSolverConfig::read(&f).map(Self::DpmSolverMultistep)
+            }
             other => Err(f.unsupported("_class_name", format!("{other:?}"))),
         }
     }
@@ -448,15 +468,17 @@ mod tests {
 
     #[test]
     fn class_defaults_follow_diffusers() {
-        let SchedulerConfig::Ddim(ddim) = parse(r#"{"_class_name": "DDIMScheduler"}"#).unwrap() else {
+        let SchedulerConfig::Ddim(ddim) = parse(r#"{"_class_name": "DDIMScheduler"}"#).unwrap()
+        else {
             panic!("not DDIM")
         };
         assert_eq!(ddim, DdimConfig::default());
         assert_eq!(ddim.common.timestep_spacing, TimestepSpacing::Leading);
         assert!(ddim.clip_sample && ddim.set_alpha_to_one);
-        let SchedulerConfig::DpmSolverMultistep(dpm) =
-            parse(r#"{"_class_name": "DPMSolverMultistepScheduler", "lambda_min_clipped": -Infinity}"#).unwrap()
-        else {
+        let SchedulerConfig::DpmSolverMultistep(dpm) = parse(
+            r#"{"_class_name": "DPMSolverMultistepScheduler", "lambda_min_clipped": -Infinity}"#,
+        )
+        .unwrap() else {
             panic!("not DPM")
         };
         assert_eq!(dpm, DpmSolverConfig::default());
@@ -471,7 +493,9 @@ mod tests {
                 "use_karras_sigmas": true, "sigma_min": null}"#,
         )
         .unwrap();
-        let SchedulerConfig::EulerDiscrete(e) = cfg else { panic!("not Euler") };
+        let SchedulerConfig::EulerDiscrete(e) = cfg else {
+            panic!("not Euler")
+        };
         assert_eq!(e.common.beta_schedule, BetaSchedule::ScaledLinear);
         assert_eq!(e.common.steps_offset, 1);
         assert_eq!(e.common.prediction_type, PredictionType::VPrediction);
@@ -483,15 +507,31 @@ mod tests {
     #[test]
     fn unsupported_values_name_file_field_and_value() {
         for (text, field, value) in [
-            (r#"{"_class_name": "PNDMScheduler"}"#, "_class_name", "PNDMScheduler"),
-            (r#"{"_class_name": "DDIMScheduler", "thresholding": true}"#, "thresholding", "true"),
-            (r#"{"_class_name": "DDIMScheduler", "prediction_type": "flow"}"#, "prediction_type", "flow"),
+            (
+                r#"{"_class_name": "PNDMScheduler"}"#,
+                "_class_name",
+                "PNDMScheduler",
+            ),
+            (
+                r#"{"_class_name": "DDIMScheduler", "thresholding": true}"#,
+                "thresholding",
+                "true",
+            ),
+            (
+                r#"{"_class_name": "DDIMScheduler", "prediction_type": "flow"}"#,
+                "prediction_type",
+                "flow",
+            ),
             (
                 r#"{"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver++"}"#,
                 "algorithm_type",
                 "sde-dpmsolver++",
             ),
-            (r#"{"_class_name": "DPMSolverMultistepScheduler", "solver_order": 3}"#, "solver_order", "3"),
+            (
+                r#"{"_class_name": "DPMSolverMultistepScheduler", "solver_order": 3}"#,
+                "solver_order",
+                "3",
+            ),
             (
                 r#"{"_class_name": "EulerDiscreteScheduler", "interpolation_type": "log_linear"}"#,
                 "interpolation_type",
@@ -499,7 +539,10 @@ mod tests {
             ),
         ] {
             let err = parse(text).unwrap_err();
-            assert!(matches!(err, DiffusionError::UnsupportedConfig { .. }), "{err}");
+            assert!(
+                matches!(err, DiffusionError::UnsupportedConfig { .. }),
+                "{err}"
+            );
             let msg = err.to_string();
             assert!(msg.contains("m/scheduler/scheduler_config.json"), "{msg}");
             assert!(msg.contains(field) && msg.contains(value), "{msg}");
@@ -510,8 +553,12 @@ mod tests {
     fn inconsistent_values_are_invalid() {
         let err = parse(r#"{"_class_name": "DDIMScheduler", "num_train_timesteps": 3, "trained_betas": [0.1, 0.2]}"#)
             .unwrap_err();
-        assert!(matches!(err, DiffusionError::InvalidConfig { ref field, .. } if field == "trained_betas"));
+        assert!(
+            matches!(err, DiffusionError::InvalidConfig { ref field, .. } if field == "trained_betas")
+        );
         let err = parse(r#"{"beta_start": 0.1}"#).unwrap_err();
-        assert!(matches!(err, DiffusionError::InvalidConfig { ref field, .. } if field == "_class_name"));
+        assert!(
+            matches!(err, DiffusionError::InvalidConfig { ref field, .. } if field == "_class_name")
+        );
     }
 }
