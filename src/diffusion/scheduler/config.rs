@@ -226,6 +226,35 @@ fn final_sigmas(f: &ConfigFields) -> Result<FinalSigmas> {
     )
 }
 
+/// The ends of a Karras σ ramp (`sigma_min`, `sigma_max`); each defaults to the end of the
+/// schedule's own σ range. diffusers keeps these fields even for classes that do not declare
+/// them (a configuration shared between compatible schedulers), so both σ-based schedulers
+/// read them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SigmaRange {
+    /// The smallest σ of the ramp (`sigma_min`).
+    pub min: Option<f64>,
+    /// The largest σ of the ramp (`sigma_max`).
+    pub max: Option<f64>,
+}
+
+impl SigmaRange {
+    fn read(f: &ConfigFields) -> Result<Self> {
+        let positive = |field: &str| -> Result<Option<f64>> {
+            match f.opt_f64(field)? {
+                Some(v) if !(v.is_finite() && v > 0.0) => {
+                    Err(f.invalid(field, format!("{v} is not a positive number")))
+                }
+                value => Ok(value),
+            }
+        };
+        Ok(Self {
+            min: positive("sigma_min")?,
+            max: positive("sigma_max")?,
+        })
+    }
+}
+
 /// `DDIMScheduler` settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DdimConfig {
@@ -269,10 +298,8 @@ pub struct EulerConfig {
     pub common: CommonConfig,
     /// Karras et al. σ spacing (`use_karras_sigmas`).
     pub use_karras_sigmas: bool,
-    /// Lower end of the Karras σ range; the schedule's own when `None` (`sigma_min`).
-    pub sigma_min: Option<f64>,
-    /// Upper end of the Karras σ range; the schedule's own when `None` (`sigma_max`).
-    pub sigma_max: Option<f64>,
+    /// The Karras σ range (`sigma_min`, `sigma_max`).
+    pub sigma_range: SigmaRange,
     /// Timestep values handed to the network (`timestep_type`).
     pub timestep_type: TimestepType,
     /// σ after the last step (`final_sigmas_type`).
@@ -284,8 +311,7 @@ impl Default for EulerConfig {
         Self {
             common: CommonConfig::with_spacing(TimestepSpacing::Linspace),
             use_karras_sigmas: false,
-            sigma_min: None,
-            sigma_max: None,
+            sigma_range: SigmaRange::default(),
             timestep_type: TimestepType::Discrete,
             final_sigmas_type: FinalSigmas::Zero,
         }
@@ -298,11 +324,10 @@ impl EulerConfig {
         f.choice("interpolation_type", (), &[("linear", ())])?;
         f.require_bool("use_exponential_sigmas", false)?;
         f.require_bool("use_beta_sigmas", false)?;
-        let cfg = Self {
+        Ok(Self {
             common: CommonConfig::read(f, d.common.timestep_spacing)?,
             use_karras_sigmas: f.bool_or("use_karras_sigmas", d.use_karras_sigmas)?,
-            sigma_min: f.opt_f64("sigma_min")?,
-            sigma_max: f.opt_f64("sigma_max")?,
+            sigma_range: SigmaRange::read(f)?,
             timestep_type: f.choice(
                 "timestep_type",
                 d.timestep_type,
@@ -312,13 +337,7 @@ impl EulerConfig {
                 ],
             )?,
             final_sigmas_type: final_sigmas(f)?,
-        };
-        for (field, value) in [("sigma_min", cfg.sigma_min), ("sigma_max", cfg.sigma_max)] {
-            if let Some(v) = value.filter(|v| !(v.is_finite() && *v > 0.0)) {
-                return Err(f.invalid(field, format!("{v} is not a positive number")));
-            }
-        }
-        Ok(cfg)
+        })
     }
 }
 
@@ -339,6 +358,8 @@ pub struct DpmSolverConfig {
     pub final_sigmas_type: FinalSigmas,
     /// Karras et al. σ spacing (`use_karras_sigmas`).
     pub use_karras_sigmas: bool,
+    /// The Karras σ range (`sigma_min`, `sigma_max`).
+    pub sigma_range: SigmaRange,
     /// Stop the schedule where the log-SNR λ falls below this (`lambda_min_clipped`).
     pub lambda_min_clipped: f64,
 }
@@ -353,6 +374,7 @@ impl Default for DpmSolverConfig {
             euler_at_final: false,
             final_sigmas_type: FinalSigmas::Zero,
             use_karras_sigmas: false,
+            sigma_range: SigmaRange::default(),
             lambda_min_clipped: f64::NEG_INFINITY,
         }
     }
@@ -397,6 +419,7 @@ impl DpmSolverConfig {
             euler_at_final: f.bool_or("euler_at_final", d.euler_at_final)?,
             final_sigmas_type: final_sigmas(f)?,
             use_karras_sigmas: f.bool_or("use_karras_sigmas", d.use_karras_sigmas)?,
+            sigma_range: SigmaRange::read(f)?,
             lambda_min_clipped: f.f64_or("lambda_min_clipped", d.lambda_min_clipped)?,
         })
     }
@@ -501,7 +524,7 @@ mod tests {
         assert_eq!(e.common.prediction_type, PredictionType::VPrediction);
         assert_eq!(e.common.timestep_spacing, TimestepSpacing::Trailing);
         assert!(e.use_karras_sigmas);
-        assert_eq!(e.sigma_min, None);
+        assert_eq!(e.sigma_range, SigmaRange::default());
     }
 
     #[test]
@@ -555,6 +578,11 @@ mod tests {
             .unwrap_err();
         assert!(
             matches!(err, DiffusionError::InvalidConfig { ref field, .. } if field == "trained_betas")
+        );
+        let err =
+            parse(r#"{"_class_name": "EulerDiscreteScheduler", "sigma_min": -1.0}"#).unwrap_err();
+        assert!(
+            matches!(err, DiffusionError::InvalidConfig { ref field, .. } if field == "sigma_min")
         );
         let err = parse(r#"{"beta_start": 0.1}"#).unwrap_err();
         assert!(

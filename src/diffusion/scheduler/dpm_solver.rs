@@ -213,8 +213,9 @@ impl Scheduler for DpmSolverMultistepScheduler {
             TimestepSpacing::Trailing => spacing::trailing(last, train, n),
         };
         let sigmas: Vec<f64> = if self.config.use_karras_sigmas {
-            let sigma_min = f64::from(self.train_sigmas[0]);
-            let sigma_max = f64::from(self.train_sigmas[train - 1]);
+            let range = self.config.sigma_range;
+            let sigma_min = range.min.unwrap_or(f64::from(self.train_sigmas[0]));
+            let sigma_max = range.max.unwrap_or(f64::from(self.train_sigmas[train - 1]));
             let sigmas = sigmas::karras(sigma_min, sigma_max, n);
             let log_sigmas: Vec<f32> = self.train_sigmas.iter().map(|s| s.ln()).collect();
             timesteps = sigmas

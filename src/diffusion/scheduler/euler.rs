@@ -149,9 +149,8 @@ impl Scheduler for EulerDiscreteScheduler {
             .collect();
         if self.config.use_karras_sigmas {
             let (first, last) = (sigmas[0], sigmas[sigmas.len() - 1]);
-            let sigma_min = self.config.sigma_min.unwrap_or(last);
-            let sigma_max = self.config.sigma_max.unwrap_or(first);
-            sigmas = sigmas::karras(sigma_min, sigma_max, n);
+            let range = self.config.sigma_range;
+            sigmas = sigmas::karras(range.min.unwrap_or(last), range.max.unwrap_or(first), n);
             let log_sigmas: Vec<f32> = self.train_sigmas.iter().map(|s| s.ln()).collect();
             timesteps = sigmas
                 .iter()

@@ -29,7 +29,7 @@ use candle_core::Tensor;
 pub use betas::NoiseSchedule;
 pub use config::{
     BetaSchedule, CommonConfig, DdimConfig, DpmSolverConfig, EulerConfig, FinalSigmas,
-    PredictionType, SCHEDULER_CONFIG_FILE, SchedulerConfig, SchedulerKind, SolverType,
+    PredictionType, SCHEDULER_CONFIG_FILE, SchedulerConfig, SchedulerKind, SigmaRange, SolverType,
     TimestepSpacing, TimestepType,
 };
 pub use ddim::DdimScheduler;

@@ -96,6 +96,26 @@ fn karras_sigmas_run_from_max_to_min() {
     }
 }
 
+#[test]
+fn karras_range_follows_sigma_min_and_max() {
+    for class in ["EulerDiscreteScheduler", "DPMSolverMultistepScheduler"] {
+        let extra = r#", "use_karras_sigmas": true, "sigma_min": 0.1, "sigma_max": 10.0"#;
+        let mut s = scheduler(&sd_config(class, extra));
+        s.set_timesteps(8).unwrap();
+        let sigmas = match &s {
+            AnyScheduler::EulerDiscrete(e) => e.sigmas().to_vec(),
+            AnyScheduler::DpmSolverMultistep(d) => d.sigmas().to_vec(),
+            AnyScheduler::Ddim(_) => unreachable!(),
+        };
+        assert_eq!(sigmas.len(), 9, "{class}");
+        assert_eq!(
+            (sigmas[0], sigmas[7], sigmas[8]),
+            (10.0, 0.1, 0.0),
+            "{class}"
+        );
+    }
+}
+
 /// For every prediction type, the exact network output for a known (x₀, ε) gives back x₀.
 #[test]
 fn predicted_original_is_exact_for_every_prediction_type() {
