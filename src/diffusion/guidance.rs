@@ -19,7 +19,10 @@ impl ClassifierFreeGuidance {
         if scale.is_finite() {
             Ok(Self { scale })
         } else {
-            Err(DiffusionError::argument("guidance_scale", format!("{scale} is not finite")))
+            Err(DiffusionError::argument(
+                "guidance_scale",
+                format!("{scale} is not finite"),
+            ))
         }
     }
 
@@ -48,7 +51,11 @@ impl ClassifierFreeGuidance {
         if uncond.dims() != text.dims() {
             return Err(DiffusionError::argument(
                 "negative_prompt_embeds",
-                format!("shape {:?} differs from `prompt_embeds` {:?}", uncond.dims(), text.dims()),
+                format!(
+                    "shape {:?} differs from `prompt_embeds` {:?}",
+                    uncond.dims(),
+                    text.dims()
+                ),
             ));
         }
         Ok(Tensor::cat(&[uncond, text], 0)?)
@@ -105,7 +112,10 @@ mod tests {
         assert_eq!(g.batch_conditioning(&text, None).unwrap().dims(), &[1, 3]);
         assert_eq!(g.batch_latents(&text).unwrap().dims(), &[1, 3]);
         let out = Tensor::new(&[[2.0f32, 4.0, 8.0]], &Device::Cpu).unwrap();
-        assert_eq!(g.combine(&out).unwrap().to_vec2::<f32>().unwrap(), vec![vec![2.0, 4.0, 8.0]]);
+        assert_eq!(
+            g.combine(&out).unwrap().to_vec2::<f32>().unwrap(),
+            vec![vec![2.0, 4.0, 8.0]]
+        );
     }
 
     #[test]
@@ -114,7 +124,10 @@ mod tests {
         let text = Tensor::ones((1, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
         let uncond = Tensor::zeros((1, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
         let batch = g.batch_conditioning(&text, Some(&uncond)).unwrap();
-        assert_eq!(batch.to_vec2::<f32>().unwrap(), vec![vec![0.0, 0.0], vec![1.0, 1.0]]);
+        assert_eq!(
+            batch.to_vec2::<f32>().unwrap(),
+            vec![vec![0.0, 0.0], vec![1.0, 1.0]]
+        );
         assert!(matches!(
             g.batch_conditioning(&text, None),
             Err(DiffusionError::InvalidArgument { .. })

@@ -67,7 +67,12 @@ pub trait SamplingHook {
     }
 
     /// After the scheduler step: `latents` is the next step's x, `pred_original` the step's x̂₀.
-    fn after_step(&mut self, ctx: &HookContext<'_>, pred_original: &Tensor, latents: &mut Tensor) -> Result<()> {
+    fn after_step(
+        &mut self,
+        ctx: &HookContext<'_>,
+        pred_original: &Tensor,
+        latents: &mut Tensor,
+    ) -> Result<()> {
         let _ = (ctx, pred_original, latents);
         Ok(())
     }

@@ -18,6 +18,6 @@ pub use noise::NoiseGenerator;
 pub use sampling::{Denoiser, Sampler, SamplingRequest};
 pub use scheduler::{
     AnyScheduler, DdimConfig, DdimScheduler, DpmSolverConfig, DpmSolverMultistepScheduler,
-    EulerConfig, EulerDiscreteScheduler, PredictionType, Scheduler, SchedulerConfig,
-    SchedulerKind, StepOutput,
+    EulerConfig, EulerDiscreteScheduler, PredictionType, Scheduler, SchedulerConfig, SchedulerKind,
+    StepOutput,
 };

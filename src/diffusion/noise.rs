@@ -44,9 +44,15 @@ mod tests {
 
     #[test]
     fn same_seed_same_noise_other_seed_other_noise() {
-        let a = NoiseGenerator::from_seed(7).randn(&[2, 3], &Device::Cpu).unwrap();
-        let b = NoiseGenerator::from_seed(7).randn(&[2, 3], &Device::Cpu).unwrap();
-        let c = NoiseGenerator::from_seed(8).randn(&[2, 3], &Device::Cpu).unwrap();
+        let a = NoiseGenerator::from_seed(7)
+            .randn(&[2, 3], &Device::Cpu)
+            .unwrap();
+        let b = NoiseGenerator::from_seed(7)
+            .randn(&[2, 3], &Device::Cpu)
+            .unwrap();
+        let c = NoiseGenerator::from_seed(8)
+            .randn(&[2, 3], &Device::Cpu)
+            .unwrap();
         let (a, b, c) = (
             a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             b.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
@@ -65,7 +71,11 @@ mod tests {
             .to_vec1::<f32>()
             .unwrap();
         let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64;
-        let var = v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n as f64;
+        let var = v
+            .iter()
+            .map(|&x| (f64::from(x) - mean).powi(2))
+            .sum::<f64>()
+            / n as f64;
         assert!(mean.abs() < 0.03, "mean {mean}");
         assert!((var - 1.0).abs() < 0.05, "variance {var}");
     }

@@ -54,14 +54,24 @@ pub trait Denoiser {
     /// conditioned on `conditioning` (`[N, tokens, dim]`; with guidance the batch is
     /// `[uncond; text]`, N = 2B). Returns a tensor of the latents' shape. `step` also tells the
     /// network which step of the run it is in (for step-dependent feature hooks).
-    fn predict(&mut self, latents: &Tensor, step: &StepInfo, conditioning: &Tensor) -> Result<Tensor>;
+    fn predict(
+        &mut self,
+        latents: &Tensor,
+        step: &StepInfo,
+        conditioning: &Tensor,
+    ) -> Result<Tensor>;
 }
 
 impl<F> Denoiser for F
 where
     F: FnMut(&Tensor, &StepInfo, &Tensor) -> Result<Tensor>,
 {
-    fn predict(&mut self, latents: &Tensor, step: &StepInfo, conditioning: &Tensor) -> Result<Tensor> {
+    fn predict(
+        &mut self,
+        latents: &Tensor,
+        step: &StepInfo,
+        conditioning: &Tensor,
+    ) -> Result<Tensor> {
         self(latents, step, conditioning)
     }
 }
@@ -131,8 +141,10 @@ impl<'a> Sampler<'a> {
         request: &SamplingRequest,
     ) -> Result<Tensor> {
         let guidance = ClassifierFreeGuidance::new(request.guidance_scale)?;
-        let conditioning =
-            guidance.batch_conditioning(&request.prompt_embeds, request.negative_prompt_embeds.as_ref())?;
+        let conditioning = guidance.batch_conditioning(
+            &request.prompt_embeds,
+            request.negative_prompt_embeds.as_ref(),
+        )?;
         scheduler.set_timesteps(request.num_inference_steps)?;
         let timesteps = scheduler.timesteps().to_vec();
         let mut latents = request
@@ -147,20 +159,33 @@ impl<'a> Sampler<'a> {
                 timestep,
             };
             for hook in &mut self.hooks {
-                hook.before_denoise(&HookContext { step, scheduler: &*scheduler }, &mut latents)?;
+                hook.before_denoise(
+                    &HookContext {
+                        step,
+                        scheduler: &*scheduler,
+                    },
+                    &mut latents,
+                )?;
             }
-            let model_input = scheduler.scale_model_input(&guidance.batch_latents(&latents)?, timestep)?;
+            let model_input =
+                scheduler.scale_model_input(&guidance.batch_latents(&latents)?, timestep)?;
             let output = denoiser.predict(&model_input, &step, &conditioning)?;
             self.check_cancel()?;
             let mut model_output = guidance.combine(&output)?;
             for hook in &mut self.hooks {
-                let ctx = HookContext { step, scheduler: &*scheduler };
+                let ctx = HookContext {
+                    step,
+                    scheduler: &*scheduler,
+                };
                 hook.after_denoise(&ctx, &mut latents, &mut model_output)?;
             }
             let stepped = scheduler.step(&model_output, timestep, &latents)?;
             latents = stepped.prev_sample;
             for hook in &mut self.hooks {
-                let ctx = HookContext { step, scheduler: &*scheduler };
+                let ctx = HookContext {
+                    step,
+                    scheduler: &*scheduler,
+                };
                 hook.after_step(&ctx, &stepped.pred_original_sample, &mut latents)?;
             }
             if let Some(report) = self.progress.as_mut() {
@@ -172,5 +197,302 @@ impl<'a> Sampler<'a> {
             }
         }
         Ok(latents)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use candle_core::{DType, Device, Tensor};
+
+    use super::*;
+    use crate::diffusion::error::DiffusionError;
+    use crate::diffusion::scheduler::{AnyScheduler, NoiseSchedule, SchedulerConfig};
+
+    fn config(class: &str) -> SchedulerConfig {
+        // set_alpha_to_one / final σ = 0: the last step lands exactly on x₀.
+        let json = format!(
+            r#"{{"_class_name": "{class}", "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+                "beta_end": 0.012, "steps_offset": 1, "clip_sample": false,
+                "set_alpha_to_one": true, "timestep_spacing": "leading"}}"#
+        );
+        SchedulerConfig::from_json_str(&json, Path::new("test.json")).unwrap()
+    }
+
+    /// Predicts the exact ε of its input for a known clean sample x₀: with the input written as
+    /// x = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε (the scaled input is in this form for every scheduler), ε is
+    /// (x − √ᾱ_t·x₀)/√(1−ᾱ_t), ᾱ_t from the training table at the (integer) timestep.
+    struct ExactEpsilon {
+        x0: Tensor,
+        alphas_cumprod: Vec<f32>,
+        calls: usize,
+    }
+
+    impl Denoiser for ExactEpsilon {
+        fn predict(&mut self, latents: &Tensor, step: &StepInfo, _cond: &Tensor) -> Result<Tensor> {
+            self.calls += 1;
+            let abar = f64::from(self.alphas_cumprod[step.timestep as usize]);
+            let x0 = self.x0.broadcast_as(latents.dims())?;
+            Ok(((latents - (x0 * abar.sqrt())?)? / (1.0 - abar).sqrt())?)
+        }
+    }
+
+    fn request(guidance_scale: f64, steps: usize) -> SamplingRequest {
+        let dev = Device::Cpu;
+        SamplingRequest {
+            prompt_embeds: Tensor::ones((1, 3, 2), DType::F32, &dev).unwrap(),
+            negative_prompt_embeds: Some(Tensor::zeros((1, 3, 2), DType::F32, &dev).unwrap()),
+            guidance_scale,
+            num_inference_steps: steps,
+            initial_noise: crate::diffusion::NoiseGenerator::from_seed(11)
+                .randn(&[1, 4, 2, 3, 3], &dev)
+                .unwrap(),
+        }
+    }
+
+    fn exact(class: &str) -> (AnyScheduler, ExactEpsilon) {
+        let cfg = config(class);
+        let common = match &cfg {
+            SchedulerConfig::Ddim(c) => c.common.clone(),
+            SchedulerConfig::EulerDiscrete(c) => c.common.clone(),
+            SchedulerConfig::DpmSolverMultistep(c) => c.common.clone(),
+        };
+        let x0 = Tensor::arange(0f32, 72.0, &Device::Cpu)
+            .unwrap()
+            .affine(1.0 / 36.0, -1.0)
+            .unwrap()
+            .reshape((1, 4, 2, 3, 3))
+            .unwrap();
+        let denoiser = ExactEpsilon {
+            x0,
+            alphas_cumprod: NoiseSchedule::new(&common).alphas_cumprod().to_vec(),
+            calls: 0,
+        };
+        (AnyScheduler::new(cfg), denoiser)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    #[test]
+    fn exact_noise_prediction_recovers_the_clean_sample() {
+        for class in [
+            "DDIMScheduler",
+            "EulerDiscreteScheduler",
+            "DPMSolverMultistepScheduler",
+        ] {
+            let (mut scheduler, mut denoiser) = exact(class);
+            let out = Sampler::new()
+                .run(&mut scheduler, &mut denoiser, &request(1.0, 10))
+                .unwrap();
+            let err = max_diff(&out, &denoiser.x0);
+            assert!(err < 1e-3, "{class}: |x − x₀| = {err}");
+            assert_eq!(denoiser.calls, 10);
+        }
+    }
+
+    /// Predicts, for each batch item, ε = the item's first conditioning value, and records the
+    /// batch size and conditioning of every call.
+    #[derive(Default)]
+    struct ConditioningEcho {
+        seen: Vec<(usize, Vec<f32>)>,
+    }
+
+    impl Denoiser for ConditioningEcho {
+        fn predict(&mut self, latents: &Tensor, _: &StepInfo, cond: &Tensor) -> Result<Tensor> {
+            self.seen
+                .push((latents.dim(0)?, cond.flatten_all()?.to_vec1::<f32>()?));
+            let per_item =
+                cond.narrow(1, 0, 1)?
+                    .narrow(2, 0, 1)?
+                    .reshape((cond.dim(0)?, 1, 1, 1, 1))?;
+            Ok(per_item.broadcast_as(latents.dims())?.contiguous()?)
+        }
+    }
+
+    #[test]
+    fn guidance_batches_uncond_first_and_combines() {
+        let mut scheduler = AnyScheduler::new(config("DDIMScheduler"));
+        let mut echo = ConditioningEcho::default();
+        let mut hook = Recorder::default();
+        Sampler::new()
+            .with_hook(&mut hook)
+            .run(&mut scheduler, &mut echo, &request(3.0, 1))
+            .unwrap();
+        // One call with the batch [uncond (zeros); text (ones)].
+        assert_eq!(echo.seen.len(), 1);
+        assert_eq!(echo.seen[0].0, 2);
+        let expected: Vec<f32> = [0.0; 6].into_iter().chain([1.0; 6]).collect();
+        assert_eq!(echo.seen[0].1, expected);
+        // Guided ε = uncond 0 + 3·(text 1 − 0) = 3 everywhere.
+        let guided = hook.outputs[0]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(guided, vec![3.0; 72]);
+
+        let mut scheduler = AnyScheduler::new(config("DDIMScheduler"));
+        let mut echo = ConditioningEcho::default();
+        Sampler::new()
+            .run(&mut scheduler, &mut echo, &request(1.0, 2))
+            .unwrap();
+        assert_eq!(echo.seen.len(), 2);
+        assert!(
+            echo.seen
+                .iter()
+                .all(|(batch, cond)| *batch == 1 && cond == &vec![1.0; 6])
+        );
+    }
+
+    /// Records every hook call and the guided outputs; zeroes the latents after step `zero_at`.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Vec<(&'static str, usize)>,
+        outputs: Vec<Tensor>,
+        zero_at: Option<usize>,
+    }
+
+    impl SamplingHook for Recorder {
+        fn before_denoise(&mut self, ctx: &HookContext<'_>, _latents: &mut Tensor) -> Result<()> {
+            self.calls.push(("before", ctx.step.index));
+            Ok(())
+        }
+
+        fn after_denoise(
+            &mut self,
+            ctx: &HookContext<'_>,
+            _x: &mut Tensor,
+            output: &mut Tensor,
+        ) -> Result<()> {
+            self.calls.push(("denoised", ctx.step.index));
+            self.outputs.push(output.clone());
+            Ok(())
+        }
+
+        fn after_step(
+            &mut self,
+            ctx: &HookContext<'_>,
+            _x0: &Tensor,
+            latents: &mut Tensor,
+        ) -> Result<()> {
+            self.calls.push(("after", ctx.step.index));
+            if self.zero_at == Some(ctx.step.index) {
+                *latents = latents.zeros_like()?;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn hooks_run_in_order_and_can_replace_latents() {
+        let (mut scheduler, mut denoiser) = exact("DDIMScheduler");
+        let mut hook = Recorder {
+            zero_at: Some(2),
+            ..Recorder::default()
+        };
+        let mut inputs = Vec::new();
+        let mut spy = |latents: &Tensor, step: &StepInfo, cond: &Tensor| -> Result<Tensor> {
+            inputs.push(latents.clone());
+            denoiser.predict(latents, step, cond)
+        };
+        Sampler::new()
+            .with_hook(&mut hook)
+            .run(&mut scheduler, &mut spy, &request(1.0, 4))
+            .unwrap();
+        let expected: Vec<(&str, usize)> = (0..4)
+            .flat_map(|i| [("before", i), ("denoised", i), ("after", i)])
+            .collect();
+        assert_eq!(hook.calls, expected);
+        // The hook zeroed the latents after step 2: step 3's network input is zero.
+        assert_eq!(
+            inputs[3]
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+            0.0
+        );
+    }
+
+    #[test]
+    fn progress_is_reported_in_order() {
+        let (mut scheduler, mut denoiser) = exact("EulerDiscreteScheduler");
+        let mut events = Vec::new();
+        Sampler::new()
+            .with_progress(|e| events.push(e))
+            .run(&mut scheduler, &mut denoiser, &request(1.0, 5))
+            .unwrap();
+        let completed: Vec<usize> = events.iter().map(|e| e.completed).collect();
+        assert_eq!(completed, vec![1, 2, 3, 4, 5]);
+        assert!(events.iter().all(|e| e.total == 5));
+        let timesteps: Vec<f64> = events.iter().map(|e| e.timestep).collect();
+        assert_eq!(timesteps, scheduler.timesteps());
+    }
+
+    #[test]
+    fn cancel_stops_before_the_next_step() {
+        let (mut scheduler, mut denoiser) = exact("DPMSolverMultistepScheduler");
+        let token = CancelToken::new();
+        let remote = token.clone();
+        let result = Sampler::new()
+            .with_cancel(token)
+            .with_progress(move |e| {
+                if e.completed == 3 {
+                    remote.cancel();
+                }
+            })
+            .run(&mut scheduler, &mut denoiser, &request(1.0, 8));
+        assert!(matches!(result, Err(DiffusionError::Cancelled)));
+        assert_eq!(denoiser.calls, 3);
+    }
+
+    #[test]
+    fn hook_errors_stop_the_run() {
+        struct Fails;
+        impl SamplingHook for Fails {
+            fn before_denoise(&mut self, ctx: &HookContext<'_>, _: &mut Tensor) -> Result<()> {
+                if ctx.step.index == 1 {
+                    Err(DiffusionError::Cancelled)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+        let (mut scheduler, mut denoiser) = exact("DDIMScheduler");
+        let result = Sampler::new().with_hook(&mut Fails).run(
+            &mut scheduler,
+            &mut denoiser,
+            &request(1.0, 4),
+        );
+        assert!(result.unwrap_err().is_cancelled());
+        assert_eq!(denoiser.calls, 1);
+    }
+
+    #[test]
+    fn missing_unconditional_embeddings_are_reported() {
+        let (mut scheduler, mut denoiser) = exact("DDIMScheduler");
+        let mut req = request(7.5, 2);
+        req.negative_prompt_embeds = None;
+        let err = Sampler::new()
+            .run(&mut scheduler, &mut denoiser, &req)
+            .unwrap_err();
+        assert!(
+            matches!(err, DiffusionError::InvalidArgument { ref name, .. } if name == "negative_prompt_embeds")
+        );
+        assert_eq!(denoiser.calls, 0);
     }
 }

@@ -25,7 +25,8 @@ fn values(t: &Tensor) -> Result<Vec<f64>, String> {
 }
 
 fn load(case: &Case) -> Result<AnyScheduler, String> {
-    let scheduler = AnyScheduler::from_dir(&ComponentDir::new(case.component("scheduler"))).map_err(err)?;
+    let scheduler =
+        AnyScheduler::from_dir(&ComponentDir::new(case.component("scheduler"))).map_err(err)?;
     let expected = case.str_arg("scheduler")?;
     if scheduler.kind().class_name() != expected {
         return Err(format!(
@@ -56,7 +57,12 @@ pub fn run(case: &Case) -> Result<Vec<Check>, String> {
     for (i, &t) in timesteps.iter().enumerate() {
         scaled.push(scheduler.scale_model_input(&sample, t).map_err(err)?);
         let output = model_outputs.get(i).map_err(err)?;
-        prev.push(scheduler.step(&output, t, &sample).map_err(err)?.prev_sample);
+        prev.push(
+            scheduler
+                .step(&output, t, &sample)
+                .map_err(err)?
+                .prev_sample,
+        );
         sample = peer_prev.get(i).map_err(err)?;
     }
     let stack = |v: &[Tensor]| Tensor::stack(v, 0).map_err(err);

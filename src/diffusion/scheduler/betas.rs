@@ -86,7 +86,11 @@ fn torch_linspace_f32(start: f64, end: f64, steps: usize) -> Vec<f32> {
 /// The cosine schedule of improved DDPM: β_i = min(1 − ᾱ(t_{i+1})/ᾱ(t_i), 0.999) with
 /// ᾱ(t) = cos²((t + 0.008)/1.008 · π/2), in f64 then stored as f32.
 fn squaredcos_cap_v2(steps: usize) -> Vec<f32> {
-    let alpha_bar = |t: f64| ((t + 0.008) / 1.008 * std::f64::consts::PI / 2.0).cos().powi(2);
+    let alpha_bar = |t: f64| {
+        ((t + 0.008) / 1.008 * std::f64::consts::PI / 2.0)
+            .cos()
+            .powi(2)
+    };
     (0..steps)
         .map(|i| {
             let t1 = i as f64 / steps as f64;
@@ -185,7 +189,11 @@ mod tests {
         // ᾱ(1)/ᾱ(0) → cos² of π/2 is 0: the last β hits the 0.999 cap.
         let last_beta = 1.0 - ac[999] / ac[998];
         assert!((last_beta - 0.999).abs() < 1e-3, "{last_beta}");
-        let ab = |t: f64| ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2).cos().powi(2);
+        let ab = |t: f64| {
+            ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2)
+                .cos()
+                .powi(2)
+        };
         let beta0 = 1.0 - ab(0.001) / ab(0.0);
         assert!((f64::from(ac[0]) - (1.0 - beta0)).abs() < 1e-7);
     }

@@ -153,7 +153,8 @@ impl CommonConfig {
                 ],
             )?,
             trained_betas: f.opt_f64_list("trained_betas")?,
-            rescale_betas_zero_snr: f.bool_or("rescale_betas_zero_snr", d.rescale_betas_zero_snr)?,
+            rescale_betas_zero_snr: f
+                .bool_or("rescale_betas_zero_snr", d.rescale_betas_zero_snr)?,
             prediction_type: f.choice(
                 "prediction_type",
                 d.prediction_type,
@@ -180,16 +181,27 @@ impl CommonConfig {
 
     fn validate(&self, f: &ConfigFields) -> Result<()> {
         if self.num_train_timesteps < 2 {
-            return Err(f.invalid("num_train_timesteps", format!("{} is below 2", self.num_train_timesteps)));
+            return Err(f.invalid(
+                "num_train_timesteps",
+                format!("{} is below 2", self.num_train_timesteps),
+            ));
         }
         if let Some(betas) = &self.trained_betas {
             if betas.len() != self.num_train_timesteps {
                 return Err(f.invalid(
                     "trained_betas",
-                    format!("{} values for {} training steps", betas.len(), self.num_train_timesteps),
+                    format!(
+                        "{} values for {} training steps",
+                        betas.len(),
+                        self.num_train_timesteps
+                    ),
                 ));
             }
-            if let Some((i, b)) = betas.iter().enumerate().find(|(_, b)| !(0.0..1.0).contains(*b)) {
+            if let Some((i, b)) = betas
+                .iter()
+                .enumerate()
+                .find(|(_, b)| !(0.0..1.0).contains(*b))
+            {
                 return Err(f.invalid("trained_betas", format!("item {i} = {b} is outside [0, 1)")));
             }
         } else if self.beta_schedule != BetaSchedule::SquaredCosCapV2 {
@@ -207,8 +219,40 @@ fn final_sigmas(f: &ConfigFields) -> Result<FinalSigmas> {
     f.choice(
         "final_sigmas_type",
         FinalSigmas::Zero,
-        &[("zero", FinalSigmas::Zero), ("sigma_min", FinalSigmas::SigmaMin)],
+        &[
+            ("zero", FinalSigmas::Zero),
+            ("sigma_min", FinalSigmas::SigmaMin),
+        ],
     )
+}
+
+/// The ends of a Karras σ ramp (`sigma_min`, `sigma_max`); each defaults to the end of the
+/// schedule's own σ range. diffusers keeps these fields even for classes that do not declare
+/// them (a configuration shared between compatible schedulers), so both σ-based schedulers
+/// read them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SigmaRange {
+    /// The smallest σ of the ramp (`sigma_min`).
+    pub min: Option<f64>,
+    /// The largest σ of the ramp (`sigma_max`).
+    pub max: Option<f64>,
+}
+
+impl SigmaRange {
+    fn read(f: &ConfigFields) -> Result<Self> {
+        let positive = |field: &str| -> Result<Option<f64>> {
+            match f.opt_f64(field)? {
+                Some(v) if !(v.is_finite() && v > 0.0) => {
+                    Err(f.invalid(field, format!("{v} is not a positive number")))
+                }
+                value => Ok(value),
+            }
+        };
+        Ok(Self {
+            min: positive("sigma_min")?,
+            max: positive("sigma_max")?,
+        })
+    }
 }
 
 /// `DDIMScheduler` settings.
@@ -254,10 +298,8 @@ pub struct EulerConfig {
     pub common: CommonConfig,
     /// Karras et al. σ spacing (`use_karras_sigmas`).
     pub use_karras_sigmas: bool,
-    /// Lower end of the Karras σ range; the schedule's own when `None` (`sigma_min`).
-    pub sigma_min: Option<f64>,
-    /// Upper end of the Karras σ range; the schedule's own when `None` (`sigma_max`).
-    pub sigma_max: Option<f64>,
+    /// The Karras σ range (`sigma_min`, `sigma_max`).
+    pub sigma_range: SigmaRange,
     /// Timestep values handed to the network (`timestep_type`).
     pub timestep_type: TimestepType,
     /// σ after the last step (`final_sigmas_type`).
@@ -269,8 +311,7 @@ impl Default for EulerConfig {
         Self {
             common: CommonConfig::with_spacing(TimestepSpacing::Linspace),
             use_karras_sigmas: false,
-            sigma_min: None,
-            sigma_max: None,
+            sigma_range: SigmaRange::default(),
             timestep_type: TimestepType::Discrete,
             final_sigmas_type: FinalSigmas::Zero,
         }
@@ -283,11 +324,10 @@ impl EulerConfig {
         f.choice("interpolation_type", (), &[("linear", ())])?;
         f.require_bool("use_exponential_sigmas", false)?;
         f.require_bool("use_beta_sigmas", false)?;
-        let cfg = Self {
+        Ok(Self {
             common: CommonConfig::read(f, d.common.timestep_spacing)?,
             use_karras_sigmas: f.bool_or("use_karras_sigmas", d.use_karras_sigmas)?,
-            sigma_min: f.opt_f64("sigma_min")?,
-            sigma_max: f.opt_f64("sigma_max")?,
+            sigma_range: SigmaRange::read(f)?,
             timestep_type: f.choice(
                 "timestep_type",
                 d.timestep_type,
@@ -297,13 +337,7 @@ impl EulerConfig {
                 ],
             )?,
             final_sigmas_type: final_sigmas(f)?,
-        };
-        for (field, value) in [("sigma_min", cfg.sigma_min), ("sigma_max", cfg.sigma_max)] {
-            if let Some(v) = value.filter(|v| !(v.is_finite() && *v > 0.0)) {
-                return Err(f.invalid(field, format!("{v} is not a positive number")));
-            }
-        }
-        Ok(cfg)
+        })
     }
 }
 
@@ -324,6 +358,8 @@ pub struct DpmSolverConfig {
     pub final_sigmas_type: FinalSigmas,
     /// Karras et al. σ spacing (`use_karras_sigmas`).
     pub use_karras_sigmas: bool,
+    /// The Karras σ range (`sigma_min`, `sigma_max`).
+    pub sigma_range: SigmaRange,
     /// Stop the schedule where the log-SNR λ falls below this (`lambda_min_clipped`).
     pub lambda_min_clipped: f64,
 }
@@ -338,6 +374,7 @@ impl Default for DpmSolverConfig {
             euler_at_final: false,
             final_sigmas_type: FinalSigmas::Zero,
             use_karras_sigmas: false,
+            sigma_range: SigmaRange::default(),
             lambda_min_clipped: f64::NEG_INFINITY,
         }
     }
@@ -382,6 +419,7 @@ impl DpmSolverConfig {
             euler_at_final: f.bool_or("euler_at_final", d.euler_at_final)?,
             final_sigmas_type: final_sigmas(f)?,
             use_karras_sigmas: f.bool_or("use_karras_sigmas", d.use_karras_sigmas)?,
+            sigma_range: SigmaRange::read(f)?,
             lambda_min_clipped: f.f64_or("lambda_min_clipped", d.lambda_min_clipped)?,
         })
     }
@@ -416,13 +454,18 @@ impl SchedulerConfig {
     /// Parses the text of a scheduler configuration; `path` is only used in error messages.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
         let f = ConfigFields::parse(text, path)?;
-        let class = f
-            .opt_str("_class_name")?
-            .ok_or_else(|| f.invalid("_class_name", "missing: cannot tell which scheduler to build"))?;
+        let class = f.opt_str("_class_name")?.ok_or_else(|| {
+            f.invalid(
+                "_class_name",
+                "missing: cannot tell which scheduler to build",
+            )
+        })?;
         match class {
             "DDIMScheduler" => DdimConfig::read(&f).map(Self::Ddim),
             "EulerDiscreteScheduler" => EulerConfig::read(&f).map(Self::EulerDiscrete),
-            "DPMSolverMultistepScheduler" => DpmSolverConfig::read(&f).map(Self::DpmSolverMultistep),
+            "DPMSolverMultistepScheduler" => {
+                DpmSolverConfig::read(&f).map(Self::DpmSolverMultistep)
+            }
             other => Err(f.unsupported("_class_name", format!("{other:?}"))),
         }
     }
@@ -448,15 +491,17 @@ mod tests {
 
     #[test]
     fn class_defaults_follow_diffusers() {
-        let SchedulerConfig::Ddim(ddim) = parse(r#"{"_class_name": "DDIMScheduler"}"#).unwrap() else {
+        let SchedulerConfig::Ddim(ddim) = parse(r#"{"_class_name": "DDIMScheduler"}"#).unwrap()
+        else {
             panic!("not DDIM")
         };
         assert_eq!(ddim, DdimConfig::default());
         assert_eq!(ddim.common.timestep_spacing, TimestepSpacing::Leading);
         assert!(ddim.clip_sample && ddim.set_alpha_to_one);
-        let SchedulerConfig::DpmSolverMultistep(dpm) =
-            parse(r#"{"_class_name": "DPMSolverMultistepScheduler", "lambda_min_clipped": -Infinity}"#).unwrap()
-        else {
+        let SchedulerConfig::DpmSolverMultistep(dpm) = parse(
+            r#"{"_class_name": "DPMSolverMultistepScheduler", "lambda_min_clipped": -Infinity}"#,
+        )
+        .unwrap() else {
             panic!("not DPM")
         };
         assert_eq!(dpm, DpmSolverConfig::default());
@@ -471,27 +516,45 @@ mod tests {
                 "use_karras_sigmas": true, "sigma_min": null}"#,
         )
         .unwrap();
-        let SchedulerConfig::EulerDiscrete(e) = cfg else { panic!("not Euler") };
+        let SchedulerConfig::EulerDiscrete(e) = cfg else {
+            panic!("not Euler")
+        };
         assert_eq!(e.common.beta_schedule, BetaSchedule::ScaledLinear);
         assert_eq!(e.common.steps_offset, 1);
         assert_eq!(e.common.prediction_type, PredictionType::VPrediction);
         assert_eq!(e.common.timestep_spacing, TimestepSpacing::Trailing);
         assert!(e.use_karras_sigmas);
-        assert_eq!(e.sigma_min, None);
+        assert_eq!(e.sigma_range, SigmaRange::default());
     }
 
     #[test]
     fn unsupported_values_name_file_field_and_value() {
         for (text, field, value) in [
-            (r#"{"_class_name": "PNDMScheduler"}"#, "_class_name", "PNDMScheduler"),
-            (r#"{"_class_name": "DDIMScheduler", "thresholding": true}"#, "thresholding", "true"),
-            (r#"{"_class_name": "DDIMScheduler", "prediction_type": "flow"}"#, "prediction_type", "flow"),
+            (
+                r#"{"_class_name": "PNDMScheduler"}"#,
+                "_class_name",
+                "PNDMScheduler",
+            ),
+            (
+                r#"{"_class_name": "DDIMScheduler", "thresholding": true}"#,
+                "thresholding",
+                "true",
+            ),
+            (
+                r#"{"_class_name": "DDIMScheduler", "prediction_type": "flow"}"#,
+                "prediction_type",
+                "flow",
+            ),
             (
                 r#"{"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver++"}"#,
                 "algorithm_type",
                 "sde-dpmsolver++",
             ),
-            (r#"{"_class_name": "DPMSolverMultistepScheduler", "solver_order": 3}"#, "solver_order", "3"),
+            (
+                r#"{"_class_name": "DPMSolverMultistepScheduler", "solver_order": 3}"#,
+                "solver_order",
+                "3",
+            ),
             (
                 r#"{"_class_name": "EulerDiscreteScheduler", "interpolation_type": "log_linear"}"#,
                 "interpolation_type",
@@ -499,7 +562,10 @@ mod tests {
             ),
         ] {
             let err = parse(text).unwrap_err();
-            assert!(matches!(err, DiffusionError::UnsupportedConfig { .. }), "{err}");
+            assert!(
+                matches!(err, DiffusionError::UnsupportedConfig { .. }),
+                "{err}"
+            );
             let msg = err.to_string();
             assert!(msg.contains("m/scheduler/scheduler_config.json"), "{msg}");
             assert!(msg.contains(field) && msg.contains(value), "{msg}");
@@ -510,8 +576,17 @@ mod tests {
     fn inconsistent_values_are_invalid() {
         let err = parse(r#"{"_class_name": "DDIMScheduler", "num_train_timesteps": 3, "trained_betas": [0.1, 0.2]}"#)
             .unwrap_err();
-        assert!(matches!(err, DiffusionError::InvalidConfig { ref field, .. } if field == "trained_betas"));
+        assert!(
+            matches!(err, DiffusionError::InvalidConfig { ref field, .. } if field == "trained_betas")
+        );
+        let err =
+            parse(r#"{"_class_name": "EulerDiscreteScheduler", "sigma_min": -1.0}"#).unwrap_err();
+        assert!(
+            matches!(err, DiffusionError::InvalidConfig { ref field, .. } if field == "sigma_min")
+        );
         let err = parse(r#"{"beta_start": 0.1}"#).unwrap_err();
-        assert!(matches!(err, DiffusionError::InvalidConfig { ref field, .. } if field == "_class_name"));
+        assert!(
+            matches!(err, DiffusionError::InvalidConfig { ref field, .. } if field == "_class_name")
+        );
     }
 }

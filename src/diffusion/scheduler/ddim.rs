@@ -21,7 +21,8 @@ pub struct DdimScheduler {
     timesteps: Vec<f64>,
     num_inference_steps: Option<usize>,
     eta: f64,
-    generator: Option<NoiseGenerator>,
+    /// Boxed: the generator state is large and rarely used.
+    generator: Option<Box<NoiseGenerator>>,
 }
 
 impl DdimScheduler {
@@ -34,7 +35,10 @@ impl DdimScheduler {
         } else {
             schedule.alphas_cumprod()[0]
         };
-        let timesteps = (0..config.common.num_train_timesteps).rev().map(|t| t as f64).collect();
+        let timesteps = (0..config.common.num_train_timesteps)
+            .rev()
+            .map(|t| t as f64)
+            .collect();
         Self {
             config,
             schedule,
@@ -55,13 +59,19 @@ impl DdimScheduler {
     /// variance). η > 0 draws fresh noise from `generator`, which is then required.
     pub fn set_eta(&mut self, eta: f64, generator: Option<NoiseGenerator>) -> Result<()> {
         if !(eta.is_finite() && eta >= 0.0) {
-            return Err(DiffusionError::argument("eta", format!("{eta} is not a finite number ≥ 0")));
+            return Err(DiffusionError::argument(
+                "eta",
+                format!("{eta} is not a finite number ≥ 0"),
+            ));
         }
         if eta > 0.0 && generator.is_none() {
-            return Err(DiffusionError::argument("generator", format!("η = {eta} > 0 needs a noise generator")));
+            return Err(DiffusionError::argument(
+                "generator",
+                format!("η = {eta} > 0 needs a noise generator"),
+            ));
         }
         self.eta = eta;
-        self.generator = if eta > 0.0 { generator } else { None };
+        self.generator = generator.filter(|_| eta > 0.0).map(Box::new);
         Ok(())
     }
 
@@ -88,7 +98,12 @@ impl DdimScheduler {
     }
 
     /// (x̂₀, ε̂) for the sample at training step `t`, x̂₀ clipped when configured.
-    fn predictions(&self, model_output: &Tensor, t: usize, sample: &Tensor) -> Result<(Tensor, Tensor)> {
+    fn predictions(
+        &self,
+        model_output: &Tensor,
+        t: usize,
+        sample: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         let alpha_prod = self.schedule.alphas_cumprod()[t];
         let (alpha, sigma) = (alpha_prod.sqrt(), (1.0 - alpha_prod).sqrt());
         let prediction = self.config.common.prediction_type;
@@ -120,9 +135,10 @@ impl Scheduler for DdimScheduler {
         let (train, n) = (common.num_train_timesteps, num_inference_steps);
         check_num_steps(n, train)?;
         self.timesteps = match common.timestep_spacing {
-            TimestepSpacing::Linspace => {
-                numpy::round(&numpy::linspace(0.0, (train - 1) as f64, n)).into_iter().rev().collect()
-            }
+            TimestepSpacing::Linspace => numpy::round(&numpy::linspace(0.0, (train - 1) as f64, n))
+                .into_iter()
+                .rev()
+                .collect(),
             TimestepSpacing::Leading => spacing::leading(train / n, 0..n, common.steps_offset),
             TimestepSpacing::Trailing => spacing::trailing(train, train, n),
         };
@@ -142,8 +158,15 @@ impl Scheduler for DdimScheduler {
         ops::to_f32(sample)
     }
 
-    fn step(&mut self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> Result<StepOutput> {
-        let n = self.num_inference_steps.ok_or(DiffusionError::TimestepsNotSet { scheduler: NAME })?;
+    fn step(
+        &mut self,
+        model_output: &Tensor,
+        timestep: f64,
+        sample: &Tensor,
+    ) -> Result<StepOutput> {
+        let n = self
+            .num_inference_steps
+            .ok_or(DiffusionError::TimestepsNotSet { scheduler: NAME })?;
         check_same_shape("model_output", model_output, "sample", sample)?;
         let (model_output, sample) = (ops::to_f32(model_output)?, ops::to_f32(sample)?);
         let t = self.train_step(timestep)?;
@@ -167,7 +190,12 @@ impl Scheduler for DdimScheduler {
         })
     }
 
-    fn predict_original(&self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> Result<Tensor> {
+    fn predict_original(
+        &self,
+        model_output: &Tensor,
+        timestep: f64,
+        sample: &Tensor,
+    ) -> Result<Tensor> {
         check_same_shape("model_output", model_output, "sample", sample)?;
         let t = self.train_step(timestep)?;
         let (x0, _) = self.predictions(&ops::to_f32(model_output)?, t, &ops::to_f32(sample)?)?;
@@ -186,6 +214,8 @@ impl Scheduler for DdimScheduler {
     }
 
     fn alpha_bar(&self, timestep: f64) -> Result<f64> {
-        Ok(f64::from(self.schedule.alphas_cumprod()[self.train_step(timestep)?]))
+        Ok(f64::from(
+            self.schedule.alphas_cumprod()[self.train_step(timestep)?],
+        ))
     }
 }

@@ -100,7 +100,8 @@ impl DpmSolverMultistepScheduler {
 
     /// The schedule position of `timestep`; diffusers falls back to the last position.
     fn position(&self, timestep: f64) -> usize {
-        sigmas::position(&self.timesteps, timestep).unwrap_or(self.timesteps.len().saturating_sub(1))
+        sigmas::position(&self.timesteps, timestep)
+            .unwrap_or(self.timesteps.len().saturating_sub(1))
     }
 
     fn current_index(&self, timestep: f64) -> usize {
@@ -120,7 +121,13 @@ impl DpmSolverMultistepScheduler {
     }
 
     /// x̂₀ (DPM-Solver++ works on the data prediction) for `sample` at schedule position `index`.
-    fn x0(&self, model_output: &Tensor, sample: &Tensor, index: usize, timestep: f64) -> Result<Tensor> {
+    fn x0(
+        &self,
+        model_output: &Tensor,
+        sample: &Tensor,
+        index: usize,
+        timestep: f64,
+    ) -> Result<Tensor> {
         let level = self.level(Some(index), timestep)?;
         predict_x0(
             self.config.common.prediction_type,
@@ -132,7 +139,13 @@ impl DpmSolverMultistepScheduler {
     }
 
     /// The first-order update (DDIM in λ) from position `index` to `index + 1`.
-    fn first_order(&self, x0: &Tensor, sample: &Tensor, index: usize, timestep: f64) -> Result<Tensor> {
+    fn first_order(
+        &self,
+        x0: &Tensor,
+        sample: &Tensor,
+        index: usize,
+        timestep: f64,
+    ) -> Result<Tensor> {
         let s = self.level(Some(index), timestep)?;
         let t = self.level(Some(index + 1), timestep)?;
         let h = t.lambda - s.lambda;
@@ -173,12 +186,19 @@ impl Scheduler for DpmSolverMultistepScheduler {
 
     fn set_timesteps(&mut self, num_inference_steps: usize) -> Result<()> {
         let common = &self.config.common;
-        let (train, n, last) = (common.num_train_timesteps, num_inference_steps, self.last_timestep);
+        let (train, n, last) = (
+            common.num_train_timesteps,
+            num_inference_steps,
+            self.last_timestep,
+        );
         check_num_steps(n, train)?;
         if last == 0 {
             return Err(DiffusionError::argument(
                 "lambda_min_clipped",
-                format!("{} clips every training step", self.config.lambda_min_clipped),
+                format!(
+                    "{} clips every training step",
+                    self.config.lambda_min_clipped
+                ),
             ));
         }
         let mut timesteps: Vec<f64> = match common.timestep_spacing {
@@ -187,21 +207,30 @@ impl Scheduler for DpmSolverMultistepScheduler {
                 t.remove(0);
                 t.into_iter().rev().collect()
             }
-            TimestepSpacing::Leading => spacing::leading(last / (n + 1), 1..n + 1, common.steps_offset),
+            TimestepSpacing::Leading => {
+                spacing::leading(last / (n + 1), 1..n + 1, common.steps_offset)
+            }
             TimestepSpacing::Trailing => spacing::trailing(last, train, n),
         };
         let sigmas: Vec<f64> = if self.config.use_karras_sigmas {
-            let sigma_min = f64::from(self.train_sigmas[0]);
-            let sigma_max = f64::from(self.train_sigmas[train - 1]);
+            let range = self.config.sigma_range;
+            let sigma_min = range.min.unwrap_or(f64::from(self.train_sigmas[0]));
+            let sigma_max = range.max.unwrap_or(f64::from(self.train_sigmas[train - 1]));
             let sigmas = sigmas::karras(sigma_min, sigma_max, n);
             let log_sigmas: Vec<f32> = self.train_sigmas.iter().map(|s| s.ln()).collect();
-            timesteps = sigmas.iter().map(|&s| sigmas::sigma_to_t(s, &log_sigmas)).collect();
+            timesteps = sigmas
+                .iter()
+                .map(|&s| sigmas::sigma_to_t(s, &log_sigmas))
+                .collect();
             if common.beta_schedule != BetaSchedule::SquaredCosCapV2 {
                 timesteps = numpy::round(&timesteps);
             }
             sigmas
         } else {
-            timesteps.iter().map(|&t| numpy::interp_unit(t, &self.train_sigmas)).collect()
+            timesteps
+                .iter()
+                .map(|&t| numpy::interp_unit(t, &self.train_sigmas))
+                .collect()
         };
         let sigma_last = match self.config.final_sigmas_type {
             FinalSigmas::Zero => 0.0,
@@ -233,7 +262,12 @@ impl Scheduler for DpmSolverMultistepScheduler {
         ops::to_f32(sample)
     }
 
-    fn step(&mut self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> Result<StepOutput> {
+    fn step(
+        &mut self,
+        model_output: &Tensor,
+        timestep: f64,
+        sample: &Tensor,
+    ) -> Result<StepOutput> {
         let len = self
             .num_inference_steps
             .ok_or(DiffusionError::TimestepsNotSet { scheduler: NAME })?;
@@ -266,16 +300,31 @@ impl Scheduler for DpmSolverMultistepScheduler {
         })
     }
 
-    fn predict_original(&self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> Result<Tensor> {
+    fn predict_original(
+        &self,
+        model_output: &Tensor,
+        timestep: f64,
+        sample: &Tensor,
+    ) -> Result<Tensor> {
         check_same_shape("model_output", model_output, "sample", sample)?;
         let index = self.current_index(timestep);
-        self.x0(&ops::to_f32(model_output)?, &ops::to_f32(sample)?, index, timestep)
+        self.x0(
+            &ops::to_f32(model_output)?,
+            &ops::to_f32(sample)?,
+            index,
+            timestep,
+        )
     }
 
     fn add_noise(&self, original: &Tensor, noise: &Tensor, timestep: f64) -> Result<Tensor> {
         check_same_shape("noise", noise, "original", original)?;
         let level = self.level(Some(self.position(timestep)), timestep)?;
-        mix(&ops::to_f32(original)?, level.alpha, &ops::to_f32(noise)?, level.sigma)
+        mix(
+            &ops::to_f32(original)?,
+            level.alpha,
+            &ops::to_f32(noise)?,
+            level.sigma,
+        )
     }
 
     fn alpha_bar(&self, timestep: f64) -> Result<f64> {

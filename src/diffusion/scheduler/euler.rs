@@ -85,11 +85,14 @@ impl EulerDiscreteScheduler {
 
     /// σ at a schedule position, or an error past the end of the schedule.
     fn sigma_at(&self, index: usize, timestep: f64) -> Result<f32> {
-        self.sigmas.get(index).copied().ok_or_else(|| DiffusionError::InvalidTimestep {
-            scheduler: NAME,
-            timestep,
-            reason: format!("step {index} is past the end of the schedule"),
-        })
+        self.sigmas
+            .get(index)
+            .copied()
+            .ok_or_else(|| DiffusionError::InvalidTimestep {
+                scheduler: NAME,
+                timestep,
+                reason: format!("step {index} is past the end of the schedule"),
+            })
     }
 
     /// x̂₀ for `sample` at noise level σ (no churn, so σ̂ = σ).
@@ -146,11 +149,13 @@ impl Scheduler for EulerDiscreteScheduler {
             .collect();
         if self.config.use_karras_sigmas {
             let (first, last) = (sigmas[0], sigmas[sigmas.len() - 1]);
-            let sigma_min = self.config.sigma_min.unwrap_or(last);
-            let sigma_max = self.config.sigma_max.unwrap_or(first);
-            sigmas = sigmas::karras(sigma_min, sigma_max, n);
+            let range = self.config.sigma_range;
+            sigmas = sigmas::karras(range.min.unwrap_or(last), range.max.unwrap_or(first), n);
             let log_sigmas: Vec<f32> = self.train_sigmas.iter().map(|s| s.ln()).collect();
-            timesteps = sigmas.iter().map(|&s| sigmas::sigma_to_t(s, &log_sigmas)).collect();
+            timesteps = sigmas
+                .iter()
+                .map(|&s| sigmas::sigma_to_t(s, &log_sigmas))
+                .collect();
         }
         let sigma_last = match self.config.final_sigmas_type {
             FinalSigmas::Zero => 0.0,
@@ -175,7 +180,11 @@ impl Scheduler for EulerDiscreteScheduler {
     }
 
     fn init_noise_sigma(&self) -> f64 {
-        let max = self.sigmas.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let max = self
+            .sigmas
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
         match self.config.common.timestep_spacing {
             TimestepSpacing::Linspace | TimestepSpacing::Trailing => f64::from(max),
             TimestepSpacing::Leading => f64::from((max * max + 1.0).sqrt()),
@@ -189,7 +198,12 @@ impl Scheduler for EulerDiscreteScheduler {
         div(&ops::to_f32(sample)?, (sigma * sigma + 1.0).sqrt())
     }
 
-    fn step(&mut self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> Result<StepOutput> {
+    fn step(
+        &mut self,
+        model_output: &Tensor,
+        timestep: f64,
+        sample: &Tensor,
+    ) -> Result<StepOutput> {
         check_same_shape("model_output", model_output, "sample", sample)?;
         let (model_output, sample) = (ops::to_f32(model_output)?, ops::to_f32(sample)?);
         let index = self.current_index(timestep)?;
@@ -205,7 +219,12 @@ impl Scheduler for EulerDiscreteScheduler {
         })
     }
 
-    fn predict_original(&self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> Result<Tensor> {
+    fn predict_original(
+        &self,
+        model_output: &Tensor,
+        timestep: f64,
+        sample: &Tensor,
+    ) -> Result<Tensor> {
         check_same_shape("model_output", model_output, "sample", sample)?;
         let sigma = self.sigma_at(self.current_index(timestep)?, timestep)?;
         self.x0(&ops::to_f32(model_output)?, &ops::to_f32(sample)?, sigma)

@@ -26,13 +26,12 @@ pub(crate) struct ConfigFields {
 impl ConfigFields {
     /// Parses `text` (the contents of `path`) as a JSON object in Python's dialect.
     pub(crate) fn parse(text: &str, path: &Path) -> Result<Self> {
-        let value: Value =
-            serde_json::from_str(&quote_non_finite(text)).map_err(|source| {
-                ModelError::ConfigParse {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            })?;
+        let value: Value = serde_json::from_str(&quote_non_finite(text)).map_err(|source| {
+            ModelError::ConfigParse {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
         match value {
             Value::Object(map) => Ok(Self {
                 path: path.to_path_buf(),
@@ -74,7 +73,9 @@ impl ConfigFields {
         match self.get(field) {
             None => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(self.invalid(field, format!("expected true or false, found {other}"))),
+            Some(other) => {
+                Err(self.invalid(field, format!("expected true or false, found {other}")))
+            }
         }
     }
 
@@ -85,7 +86,9 @@ impl ConfigFields {
             Some(v) => v
                 .as_u64()
                 .and_then(|n| usize::try_from(n).ok())
-                .ok_or_else(|| self.invalid(field, format!("expected a non-negative integer, found {v}"))),
+                .ok_or_else(|| {
+                    self.invalid(field, format!("expected a non-negative integer, found {v}"))
+                }),
         }
     }
 
@@ -97,7 +100,10 @@ impl ConfigFields {
     /// An optional number field.
     pub(crate) fn opt_f64(&self, field: &str) -> Result<Option<f64>> {
         self.get(field)
-            .map(|v| number(v).ok_or_else(|| self.invalid(field, format!("expected a number, found {v}"))))
+            .map(|v| {
+                number(v)
+                    .ok_or_else(|| self.invalid(field, format!("expected a number, found {v}")))
+            })
             .transpose()
     }
 
@@ -106,14 +112,15 @@ impl ConfigFields {
         let Some(value) = self.get(field) else {
             return Ok(None);
         };
-        let items = value
-            .as_array()
-            .ok_or_else(|| self.invalid(field, format!("expected a list of numbers, found {value}")))?;
+        let items = value.as_array().ok_or_else(|| {
+            self.invalid(field, format!("expected a list of numbers, found {value}"))
+        })?;
         items
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                number(v).ok_or_else(|| self.invalid(field, format!("item {i} is not a number: {v}")))
+                number(v)
+                    .ok_or_else(|| self.invalid(field, format!("item {i} is not a number: {v}")))
             })
             .collect::<Result<Vec<f64>>>()
             .map(Some)
@@ -122,13 +129,21 @@ impl ConfigFields {
     /// A string field, `None` when absent.
     pub(crate) fn opt_str(&self, field: &str) -> Result<Option<&str>> {
         self.get(field)
-            .map(|v| v.as_str().ok_or_else(|| self.invalid(field, format!("expected a string, found {v}"))))
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| self.invalid(field, format!("expected a string, found {v}")))
+            })
             .transpose()
     }
 
     /// A string field naming one of `options`, `default` when absent; any other string is an
     /// [`DiffusionError::UnsupportedConfig`].
-    pub(crate) fn choice<E: Copy>(&self, field: &str, default: E, options: &[(&str, E)]) -> Result<E> {
+    pub(crate) fn choice<E: Copy>(
+        &self,
+        field: &str,
+        default: E,
+        options: &[(&str, E)],
+    ) -> Result<E> {
         let Some(name) = self.opt_str(field)? else {
             return Ok(default);
         };
@@ -223,7 +238,9 @@ mod tests {
     #[test]
     fn unknown_choice_names_file_field_and_value() {
         let f = fields(r#"{"beta_schedule": "sigmoid"}"#);
-        let err = f.choice("beta_schedule", 0u8, &[("linear", 1)]).unwrap_err();
+        let err = f
+            .choice("beta_schedule", 0u8, &[("linear", 1)])
+            .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("dir/scheduler_config.json"), "{text}");
         assert!(text.contains("beta_schedule"), "{text}");
@@ -233,15 +250,27 @@ mod tests {
     #[test]
     fn wrong_types_are_invalid_config() {
         let f = fields(r#"{"n": -3, "b": "yes", "l": [1, "x"]}"#);
-        assert!(matches!(f.usize_or("n", 0), Err(DiffusionError::InvalidConfig { .. })));
-        assert!(matches!(f.bool_or("b", false), Err(DiffusionError::InvalidConfig { .. })));
-        assert!(matches!(f.opt_f64_list("l"), Err(DiffusionError::InvalidConfig { .. })));
+        assert!(matches!(
+            f.usize_or("n", 0),
+            Err(DiffusionError::InvalidConfig { .. })
+        ));
+        assert!(matches!(
+            f.bool_or("b", false),
+            Err(DiffusionError::InvalidConfig { .. })
+        ));
+        assert!(matches!(
+            f.opt_f64_list("l"),
+            Err(DiffusionError::InvalidConfig { .. })
+        ));
     }
 
     #[test]
     fn malformed_json_is_a_parse_error_naming_the_file() {
         let err = ConfigFields::parse("{", Path::new("s.json")).err().unwrap();
-        assert!(matches!(err, DiffusionError::Model(ModelError::ConfigParse { .. })));
+        assert!(matches!(
+            err,
+            DiffusionError::Model(ModelError::ConfigParse { .. })
+        ));
         assert!(err.to_string().contains("s.json"));
     }
 }

@@ -29,7 +29,7 @@ use candle_core::Tensor;
 pub use betas::NoiseSchedule;
 pub use config::{
     BetaSchedule, CommonConfig, DdimConfig, DpmSolverConfig, EulerConfig, FinalSigmas,
-    PredictionType, SCHEDULER_CONFIG_FILE, SchedulerConfig, SchedulerKind, SolverType,
+    PredictionType, SCHEDULER_CONFIG_FILE, SchedulerConfig, SchedulerKind, SigmaRange, SolverType,
     TimestepSpacing, TimestepType,
 };
 pub use ddim::DdimScheduler;
@@ -77,11 +77,17 @@ pub trait Scheduler: Send {
 
     /// One denoising step from `sample` at `timestep` given the network's (guided)
     /// `model_output`; advances the step counter and multistep history.
-    fn step(&mut self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> Result<StepOutput>;
+    fn step(&mut self, model_output: &Tensor, timestep: f64, sample: &Tensor)
+    -> Result<StepOutput>;
 
     /// x̂₀ for `sample` at `timestep` given `model_output`, without advancing anything: the value
     /// [`Scheduler::step`] would report as `pred_original_sample` at this point of the loop.
-    fn predict_original(&self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> Result<Tensor>;
+    fn predict_original(
+        &self,
+        model_output: &Tensor,
+        timestep: f64,
+        sample: &Tensor,
+    ) -> Result<Tensor>;
 
     /// The forward process: `original` noised with `noise` to the level of `timestep`, in this
     /// scheduler's latent parametrisation (√ᾱ·x₀ + √(1−ᾱ)·ε for DDIM and DPM-Solver, x₀ + σ·ε
@@ -122,7 +128,9 @@ impl AnyScheduler {
     pub fn new(config: SchedulerConfig) -> Self {
         match config {
             SchedulerConfig::Ddim(c) => Self::Ddim(DdimScheduler::new(c)),
-            SchedulerConfig::EulerDiscrete(c) => Self::EulerDiscrete(EulerDiscreteScheduler::new(c)),
+            SchedulerConfig::EulerDiscrete(c) => {
+                Self::EulerDiscrete(EulerDiscreteScheduler::new(c))
+            }
             SchedulerConfig::DpmSolverMultistep(c) => {
                 Self::DpmSolverMultistep(DpmSolverMultistepScheduler::new(c))
             }
@@ -176,12 +184,23 @@ impl Scheduler for AnyScheduler {
         self.inner_mut().scale_model_input(sample, timestep)
     }
 
-    fn step(&mut self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> Result<StepOutput> {
+    fn step(
+        &mut self,
+        model_output: &Tensor,
+        timestep: f64,
+        sample: &Tensor,
+    ) -> Result<StepOutput> {
         self.inner_mut().step(model_output, timestep, sample)
     }
 
-    fn predict_original(&self, model_output: &Tensor, timestep: f64, sample: &Tensor) -> Result<Tensor> {
-        self.inner().predict_original(model_output, timestep, sample)
+    fn predict_original(
+        &self,
+        model_output: &Tensor,
+        timestep: f64,
+        sample: &Tensor,
+    ) -> Result<Tensor> {
+        self.inner()
+            .predict_original(model_output, timestep, sample)
     }
 
     fn add_noise(&self, original: &Tensor, noise: &Tensor, timestep: f64) -> Result<Tensor> {
@@ -192,3 +211,6 @@ impl Scheduler for AnyScheduler {
         self.inner().alpha_bar(timestep)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,9 @@ pub(crate) fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
     } else {
         let step = delta / div as f64;
         if step == 0.0 {
-            (0..num).map(|i| i as f64 / div as f64 * delta + start).collect()
+            (0..num)
+                .map(|i| i as f64 / div as f64 * delta + start)
+                .collect()
         } else {
             (0..num).map(|i| i as f64 * step + start).collect()
         }
@@ -26,7 +28,7 @@ pub(crate) fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
 /// `start + step`, the others `start + i·(second − start)` as numpy's fill computes them.
 pub(crate) fn arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
     let len = ((stop - start) / step).ceil();
-    if !(len >= 1.0) {
+    if len.is_nan() || len < 1.0 {
         return Vec::new();
     }
     let len = len as usize;
@@ -94,7 +96,10 @@ mod tests {
 
     #[test]
     fn arange_length_and_values_match_numpy() {
-        assert_eq!(arange(1000.0, 0.0, -250.0), vec![1000.0, 750.0, 500.0, 250.0]);
+        assert_eq!(
+            arange(1000.0, 0.0, -250.0),
+            vec![1000.0, 750.0, 500.0, 250.0]
+        );
         assert_eq!(arange(0.0, 1.0, 2.0), vec![0.0]);
         assert!(arange(0.0, -1.0, 1.0).is_empty());
         let v = arange(1000.0, 0.0, -1000.0 / 3.0);

@@ -31,7 +31,10 @@ pub(crate) fn sigma_to_t(sigma: f64, log_sigmas: &[f32]) -> f64 {
         .unwrap_or(0);
     let low_idx = last_at_or_below.min(log_sigmas.len().saturating_sub(2));
     let high_idx = low_idx + 1;
-    let (low, high) = (f64::from(log_sigmas[low_idx]), f64::from(log_sigmas[high_idx]));
+    let (low, high) = (
+        f64::from(log_sigmas[low_idx]),
+        f64::from(log_sigmas[high_idx]),
+    );
     let w = ((low - log_sigma) / (low - high)).clamp(0.0, 1.0);
     (1.0 - w) * low_idx as f64 + w * high_idx as f64
 }
@@ -66,7 +69,8 @@ mod tests {
         let s = karras(0.1, 10.0, 5);
         assert!((s[0] - 10.0).abs() < 1e-12 && (s[4] - 0.1).abs() < 1e-12);
         assert!(s.windows(2).all(|w| w[1] < w[0]));
-        let mid = (10f64.powf(1.0 / 7.0) + 0.5 * (0.1f64.powf(1.0 / 7.0) - 10f64.powf(1.0 / 7.0))).powf(7.0);
+        let mid = (10f64.powf(1.0 / 7.0) + 0.5 * (0.1f64.powf(1.0 / 7.0) - 10f64.powf(1.0 / 7.0)))
+            .powf(7.0);
         assert!((s[2] - mid).abs() < 1e-12);
     }
 

@@ -4,8 +4,15 @@
 use super::numpy;
 
 /// `leading` spacing: `i · step_ratio + offset` for each `i` of `multiples`, largest first.
-pub(crate) fn leading(step_ratio: usize, multiples: std::ops::Range<usize>, offset: usize) -> Vec<f64> {
-    multiples.rev().map(|i| (i * step_ratio + offset) as f64).collect()
+pub(crate) fn leading(
+    step_ratio: usize,
+    multiples: std::ops::Range<usize>,
+    offset: usize,
+) -> Vec<f64> {
+    multiples
+        .rev()
+        .map(|i| (i * step_ratio + offset) as f64)
+        .collect()
 }
 
 /// `trailing` spacing: `round(arange(start, 0, −T/n)) − 1`, counting back from `start`.
