@@ -9,6 +9,8 @@
 //! - [`camera`]: one camera model and every convention conversion (Bevy, OpenCV, OpenGL,
 //!   PyTorch3D, COLMAP).
 //! - [`model`]: the networks (UNet + motion modules, CLIP, VAE) in candle.
+//! - [`render`]: the anchor feature mesh and its rasterisers (wgpu shaders and a CPU reference).
 
 pub mod camera;
 pub mod model;
+pub mod render;
