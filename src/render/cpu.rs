@@ -43,9 +43,35 @@ fn edge_f(a: DVec2, b: DVec2, p: DVec2) -> f64 {
     (b.x - a.x) * (p.y - a.y) - (b.y - a.y) * (p.x - a.x)
 }
 
+/// Bound on snapped coordinates (2^60 / 256 ≈ 4.5e15 pixels, far beyond any real projection),
+/// so that [`edge_i`] cannot overflow i128.
+const FIXED_LIMIT: i64 = 1 << 60;
+
+/// A continuous coordinate snapped to 1/256 pixel, clamped to ±[`FIXED_LIMIT`].
+fn snap(x: f64) -> i64 {
+    ((x * (1u64 << SUBPIXEL_BITS) as f64).round() as i64).clamp(-FIXED_LIMIT, FIXED_LIMIT)
+}
+
 /// [`edge_f`] on snapped integer positions, exact.
 fn edge_i(a: [i64; 2], b: [i64; 2], p: [i64; 2]) -> i128 {
-    (b[0] - a[0]) as i128 * (p[1] - a[1]) as i128 - (b[1] - a[1]) as i128 * (p[0] - a[0]) as i128
+    let d = |u: i64, v: i64| u as i128 - v as i128;
+    d(b[0], a[0]) * d(p[1], a[1]) - d(b[1], a[1]) * d(p[0], a[0])
+}
+
+/// Half a pixel in snapped units: pixel i's centre is at `i · 256 + HALF_PIXEL`.
+const HALF_PIXEL: i64 = 1 << (SUBPIXEL_BITS - 1);
+
+/// The pixels, along an axis of `n`, whose centres lie within the snapped coordinates
+/// `coords` (empty when none).
+fn pixel_span(coords: [i64; 3], n: u32) -> std::ops::RangeInclusive<i64> {
+    let scale = (1i64 << SUBPIXEL_BITS) as f64;
+    let lo = coords[0].min(coords[1]).min(coords[2]);
+    let hi = coords[0].max(coords[1]).max(coords[2]);
+    let first = ((lo - HALF_PIXEL) as f64 / scale).ceil().max(0.0) as i64;
+    let last = ((hi - HALF_PIXEL) as f64 / scale)
+        .floor()
+        .min(n as f64 - 1.0) as i64;
+    first..=last
 }
 
 /// Whether edge a → b of a positively oriented triangle is a top or left edge (y down).
@@ -78,7 +104,6 @@ fn rasterize_view(
     out: &mut [Fragment],
 ) {
     let (wf, hf) = (width as f32, height as f32);
-    let scale = (1u64 << SUBPIXEL_BITS) as f64;
     let vertices: Vec<Option<ScreenVertex>> = mesh
         .positions()
         .iter()
@@ -94,10 +119,7 @@ fn rasterize_view(
             );
             Some(ScreenVertex {
                 pos,
-                fixed: [
-                    (pos.x * scale).round() as i64,
-                    (pos.y * scale).round() as i64,
-                ],
+                fixed: [snap(pos.x), snap(pos.y)],
                 key: (cz / w) as f64,
                 w: w as f64,
                 z: z as f64,
@@ -105,7 +127,6 @@ fn rasterize_view(
         })
         .collect();
     let mut keys = vec![0.0f32; out.len()];
-    let half = 1i64 << (SUBPIXEL_BITS - 1);
     for (id, tri) in mesh.triangles().iter().enumerate() {
         let [Some(v0), Some(v1), Some(v2)] = tri.map(|v| vertices[v as usize]) else {
             continue;
@@ -118,23 +139,17 @@ fn rasterize_view(
         let ccw = if area > 0 { [v0, v1, v2] } else { [v0, v2, v1] };
         let edges = [(0, 1), (1, 2), (2, 0)].map(|(a, b)| (ccw[a].fixed, ccw[b].fixed));
         let top_left = edges.map(|(a, b)| is_top_left(a, b));
-        let fx = [v0.fixed[0], v1.fixed[0], v2.fixed[0]];
-        let fy = [v0.fixed[1], v1.fixed[1], v2.fixed[1]];
-        let first = |lo: i64| ((lo - half) as f64 / scale).ceil().max(0.0) as i64;
-        let last =
-            |hi: i64, n: u32| ((hi - half) as f64 / scale).floor().min(n as f64 - 1.0) as i64;
-        let (i0, i1) = (
-            first(*fx.iter().min().unwrap_or(&0)),
-            last(*fx.iter().max().unwrap_or(&0), width),
-        );
-        let (j0, j1) = (
-            first(*fy.iter().min().unwrap_or(&0)),
-            last(*fy.iter().max().unwrap_or(&0), height),
-        );
+        let xs = [v0.fixed[0], v1.fixed[0], v2.fixed[0]];
+        let ys = [v0.fixed[1], v1.fixed[1], v2.fixed[1]];
+        let columns = pixel_span(xs, width);
+        let rows = pixel_span(ys, height);
         let area_f = edge_f(v0.pos, v1.pos, v2.pos);
-        for j in j0..=j1 {
-            for i in i0..=i1 {
-                let sample = [(i << SUBPIXEL_BITS) + half, (j << SUBPIXEL_BITS) + half];
+        for j in rows {
+            for i in columns.clone() {
+                let sample = [
+                    (i << SUBPIXEL_BITS) + HALF_PIXEL,
+                    (j << SUBPIXEL_BITS) + HALF_PIXEL,
+                ];
                 let inside = edges.iter().zip(top_left).all(|(&(a, b), tl)| {
                     let e = edge_i(a, b, sample);
                     e > 0 || (e == 0 && tl)
