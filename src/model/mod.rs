@@ -5,6 +5,7 @@
 pub mod blocks;
 pub mod error;
 pub mod load;
+pub mod tokenizer;
 
 pub use error::{ModelError, Result};
 pub use load::{ComponentDir, ComputeSettings, WeightVariant, Weights};

@@ -1,12 +1,14 @@
 //! One module per fixture kind; [`run`] dispatches a case to its kind.
 
 pub mod common;
+pub mod tokenizer;
 
 use common::{Case, Check};
 
 /// Runs one case, returning the comparison of each output it checks.
 pub fn run(case: &Case) -> Result<Vec<Check>, String> {
     match case.kind.as_str() {
+        "tokenizer" => tokenizer::run(case),
         unknown => Err(format!("unknown parity kind `{unknown}`")),
     }
 }
