@@ -3,6 +3,7 @@
 //! the diffusers folder layout. No Bevy here.
 
 pub mod blocks;
+pub mod clip;
 pub mod error;
 pub mod load;
 pub mod tokenizer;

@@ -1,5 +1,6 @@
 //! One module per fixture kind; [`run`] dispatches a case to its kind.
 
+pub mod clip_text;
 pub mod common;
 pub mod tokenizer;
 
@@ -8,6 +9,7 @@ use common::{Case, Check};
 /// Runs one case, returning the comparison of each output it checks.
 pub fn run(case: &Case) -> Result<Vec<Check>, String> {
     match case.kind.as_str() {
+        "clip_text" => clip_text::run(case),
         "tokenizer" => tokenizer::run(case),
         unknown => Err(format!("unknown parity kind `{unknown}`")),
     }
