@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod blocks;
+pub mod clip;
 pub mod error;
 pub mod hook;
 pub mod load;
@@ -11,6 +12,7 @@ pub mod motion;
 pub mod motion_adapter;
 pub mod ops;
 pub mod pose;
+pub mod tokenizer;
 pub mod transformer;
 pub mod unet;
 

@@ -1,8 +1,10 @@
 //! One module per fixture kind; [`run`] dispatches a case to its kind.
 
+pub mod clip_text;
 pub mod common;
 pub mod motion_unet;
 pub mod scheduler;
+pub mod tokenizer;
 pub mod unet;
 
 use common::{Case, Check};
@@ -13,6 +15,8 @@ pub fn run(case: &Case) -> Result<Vec<Check>, String> {
         "scheduler" => scheduler::run(case),
         "unet" => unet::run(case),
         "motion_unet" => motion_unet::run(case),
+        "clip_text" => clip_text::run(case),
+        "tokenizer" => tokenizer::run(case),
         unknown => Err(format!("unknown parity kind `{unknown}`")),
     }
 }

@@ -1,0 +1,257 @@
+//! The CLIP BPE tokenizer exactly as Stable Diffusion pipelines call transformers'
+//! `CLIPTokenizer` (HF tokenizers backend): added tokens such as `<|endoftext|>` are matched
+//! literally first; the rest is normalised (NFC, whitespace runs → one space, lower case),
+//! split by CLIP's pattern, spelled in GPT-2's byte alphabet and BPE-encoded with `</w>`
+//! word ends; then `<|startoftext|>` … `<|endoftext|>` are added, the content truncated to
+//! fit `model_max_length` (77) and the rest padded with the pad token.
+
+mod bpe;
+mod files;
+mod text;
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use self::bpe::{Bpe, byte_alphabet};
+use self::files::{AddedToken, TokenizerFiles};
+use crate::model::error::{ModelError, Result};
+use crate::model::load::unsupported;
+
+/// Length prompts are padded to when `tokenizer_config.json` does not say.
+const DEFAULT_MAX_LENGTH: usize = 77;
+
+/// CLIP's byte-level BPE tokenizer with SD's padding and truncation.
+#[derive(Clone, Debug)]
+pub struct ClipTokenizer {
+    bpe: Bpe,
+    added: Vec<AddedToken>,
+    alphabet: [char; 256],
+    bos_id: u32,
+    eos_id: u32,
+    pad_id: u32,
+    max_length: usize,
+}
+
+/// A stretch of the prompt: plain text to BPE-encode, or an added token already matched.
+enum Segment<'a> {
+    Text(&'a str),
+    Token(u32),
+}
+
+impl ClipTokenizer {
+    /// Loads a tokenizer folder (e.g. `tokenizer/` of a diffusers checkpoint): from
+    /// `tokenizer.json` when present, otherwise from `vocab.json` + `merges.txt`; special
+    /// tokens and `model_max_length` from `tokenizer_config.json` when present.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if dir.join("tokenizer.json").is_file() {
+            Self::from_tokenizer_json(dir)
+        } else if dir.join("vocab.json").is_file() {
+            Self::from_vocab_and_merges(dir)
+        } else {
+            Err(ModelError::MissingFile {
+                path: dir.join("tokenizer.json"),
+            })
+        }
+    }
+
+    /// Loads `dir/tokenizer.json` (HF tokenizers format; merges as `"a b"` strings or pairs).
+    pub fn from_tokenizer_json(dir: &Path) -> Result<Self> {
+        Self::from_files(files::from_tokenizer_json(dir)?)
+    }
+
+    /// Loads `dir/vocab.json` and `dir/merges.txt`.
+    pub fn from_vocab_and_merges(dir: &Path) -> Result<Self> {
+        Self::from_files(files::from_vocab_and_merges(dir)?)
+    }
+
+    fn from_files(files: TokenizerFiles) -> Result<Self> {
+        let lookup = |content: &str| {
+            files
+                .added
+                .iter()
+                .find(|a| a.content == content)
+                .map(|a| a.id)
+                .or_else(|| files.bpe.vocab.get(content).copied())
+        };
+        let resolve = |field: &str, name: &Option<String>, default: &str| {
+            let name = name.as_deref().unwrap_or(default);
+            lookup(name).ok_or_else(|| unsupported(&files.names_from, field, name))
+        };
+        let bos_id = resolve("bos_token", &files.bos, "<|startoftext|>")?;
+        let eos_id = resolve("eos_token", &files.eos, "<|endoftext|>")?;
+        let eos_name = files.eos.as_deref().unwrap_or("<|endoftext|>");
+        let pad_id = resolve("pad_token", &files.pad, eos_name)?;
+        Ok(Self {
+            bpe: files.bpe,
+            added: files.added,
+            alphabet: byte_alphabet(),
+            bos_id,
+            eos_id,
+            pad_id,
+            max_length: files.max_length.unwrap_or(DEFAULT_MAX_LENGTH),
+        })
+    }
+
+    /// Length of every encoded prompt (`model_max_length`, 77 for CLIP).
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    /// Id of `<|startoftext|>` (or the configured BOS token).
+    pub fn bos_id(&self) -> u32 {
+        self.bos_id
+    }
+
+    /// Id of `<|endoftext|>` (or the configured EOS token).
+    pub fn eos_id(&self) -> u32 {
+        self.eos_id
+    }
+
+    /// Id padding fills the sequence with.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// One more than the largest id this tokenizer can produce (added tokens included).
+    pub fn vocab_size(&self) -> usize {
+        let largest = self
+            .bpe
+            .vocab
+            .values()
+            .chain(self.added.iter().map(|a| &a.id))
+            .max()
+            .copied();
+        largest.map_or(0, |m| m as usize + 1)
+    }
+
+    /// The id of a whole token string (an added token, or a vocabulary entry such as
+    /// `"cat</w>"`).
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.added
+            .iter()
+            .find(|a| a.content == token)
+            .map(|a| a.id)
+            .or_else(|| self.bpe.vocab.get(token).copied())
+    }
+
+    /// Registers `content` (e.g. a subject token `<teddy>`) as a token matched literally in
+    /// prompts and returns its id: the existing one if it is already an added token,
+    /// otherwise [`Self::vocab_size`]. The text encoder has no row for a new id; its
+    /// embedding is supplied at encoding time (customization learns it).
+    pub fn add_token(&mut self, content: &str) -> Result<u32> {
+        if content.is_empty() {
+            return Err(ModelError::InvalidInput {
+                name: "content".into(),
+                reason: "an added token cannot be empty".into(),
+            });
+        }
+        if let Some(existing) = self.added.iter().find(|a| a.content == content) {
+            return Ok(existing.id);
+        }
+        let id = u32::try_from(self.vocab_size()).map_err(|_| ModelError::InvalidInput {
+            name: "content".into(),
+            reason: "vocabulary is full".into(),
+        })?;
+        self.added.push(AddedToken {
+            content: content.to_string(),
+            id,
+            normalized: false,
+        });
+        Ok(id)
+    }
+
+    /// The BPE ids of `text` without BOS / EOS, padding or truncation.
+    pub fn content_ids(&self, text: &str) -> Vec<u32> {
+        let mut ids = Vec::new();
+        for segment in self.split_added(text, false) {
+            match segment {
+                Segment::Token(id) => ids.push(id),
+                Segment::Text(raw) => {
+                    let normalized = text::normalize(raw);
+                    for part in self.split_added(&normalized, true) {
+                        match part {
+                            Segment::Token(id) => ids.push(id),
+                            Segment::Text(t) => self.encode_words(t, &mut ids),
+                        }
+                    }
+                }
+            }
+        }
+        ids
+    }
+
+    /// `<|startoftext|>`, the content truncated to `max_length − 2` ids, `<|endoftext|>`:
+    /// the unpadded sequence.
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        let mut content = self.content_ids(text);
+        content.truncate(self.max_length.saturating_sub(2));
+        let mut ids = Vec::with_capacity(self.max_length);
+        ids.push(self.bos_id);
+        ids.extend(content);
+        ids.push(self.eos_id);
+        ids
+    }
+
+    /// [`Self::encode`] padded with the pad id to exactly `max_length` ids, as SD pipelines
+    /// call the tokenizer (`padding="max_length"`, `truncation=True`).
+    pub fn encode_padded(&self, text: &str) -> Vec<u32> {
+        let mut ids = self.encode(text);
+        ids.resize(self.max_length.max(ids.len()), self.pad_id);
+        ids
+    }
+
+    /// The padded ids of every prompt as a `[N, max_length]` u32 tensor on `device`.
+    pub fn encode_batch<S: AsRef<str>>(&self, prompts: &[S], device: &Device) -> Result<Tensor> {
+        let ids: Vec<u32> = prompts
+            .iter()
+            .flat_map(|p| self.encode_padded(p.as_ref()))
+            .collect();
+        let rows = prompts.len();
+        let cols = if rows == 0 { 0 } else { ids.len() / rows };
+        Ok(Tensor::from_vec(ids, (rows, cols), device)?)
+    }
+
+    /// Splits `text` around the added tokens matched in this form (raw or normalised),
+    /// preferring, at each position, the longest token that starts there.
+    fn split_added<'a>(&self, text: &'a str, normalized: bool) -> Vec<Segment<'a>> {
+        let candidates: Vec<&AddedToken> = self
+            .added
+            .iter()
+            .filter(|a| a.normalized == normalized)
+            .collect();
+        let mut segments = Vec::new();
+        let mut start = 0;
+        let mut pos = 0;
+        while pos < text.len() {
+            let rest = &text[pos..];
+            let found = candidates
+                .iter()
+                .filter(|a| rest.starts_with(a.content.as_str()))
+                .max_by_key(|a| a.content.len());
+            match found {
+                Some(token) => {
+                    if start < pos {
+                        segments.push(Segment::Text(&text[start..pos]));
+                    }
+                    segments.push(Segment::Token(token.id));
+                    pos += token.content.len();
+                    start = pos;
+                }
+                None => pos += rest.chars().next().map_or(1, char::len_utf8),
+            }
+        }
+        if start < text.len() {
+            segments.push(Segment::Text(&text[start..]));
+        }
+        segments
+    }
+
+    /// Pre-tokenises normalised text and appends the BPE ids of each word.
+    fn encode_words(&self, normalized: &str, ids: &mut Vec<u32>) {
+        for word in text::words(normalized) {
+            let spelled: String = word.bytes().map(|b| self.alphabet[b as usize]).collect();
+            self.bpe.encode_word(&spelled, ids);
+        }
+    }
+}
