@@ -7,6 +7,7 @@ pub mod clip;
 pub mod error;
 pub mod load;
 pub mod tokenizer;
+pub mod vae;
 
 pub use error::{ModelError, Result};
 pub use load::{ComponentDir, ComputeSettings, WeightVariant, Weights};

@@ -3,6 +3,7 @@
 pub mod clip_text;
 pub mod common;
 pub mod tokenizer;
+pub mod vae;
 
 use common::{Case, Check};
 
@@ -11,6 +12,7 @@ pub fn run(case: &Case) -> Result<Vec<Check>, String> {
     match case.kind.as_str() {
         "clip_text" => clip_text::run(case),
         "tokenizer" => tokenizer::run(case),
+        "vae" => vae::run(case),
         unknown => Err(format!("unknown parity kind `{unknown}`")),
     }
 }
