@@ -15,6 +15,7 @@ pub mod pose;
 pub mod tokenizer;
 pub mod transformer;
 pub mod unet;
+pub mod vae;
 
 pub use error::{ModelError, Result};
 pub use load::{ComponentDir, ComputeSettings, WeightVariant, Weights};

@@ -6,6 +6,7 @@ pub mod motion_unet;
 pub mod scheduler;
 pub mod tokenizer;
 pub mod unet;
+pub mod vae;
 
 use common::{Case, Check};
 
@@ -17,6 +18,7 @@ pub fn run(case: &Case) -> Result<Vec<Check>, String> {
         "motion_unet" => motion_unet::run(case),
         "clip_text" => clip_text::run(case),
         "tokenizer" => tokenizer::run(case),
+        "vae" => vae::run(case),
         unknown => Err(format!("unknown parity kind `{unknown}`")),
     }
 }
