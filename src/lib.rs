@@ -11,9 +11,12 @@
 //! - [`model`]: the networks (UNet + motion modules, CLIP, VAE) in candle.
 //! - [`diffusion`]: schedulers configured from diffusers' `scheduler_config.json`, classifier-free
 //!   guidance and the text-to-video sampling loop with its hooks, independent of concrete models.
+//! - [`mvcustom`]: the method: multi-view generation with target cameras as the frames of one
+//!   clip, depth-aware feature rendering and latent completion.
 //! - [`render`]: the anchor feature mesh and its rasterisers (wgpu shaders and a CPU reference).
 
 pub mod camera;
 pub mod diffusion;
 pub mod model;
+pub mod mvcustom;
 pub mod render;

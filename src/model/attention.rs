@@ -19,7 +19,9 @@ pub struct AttentionSettings {
 impl Default for AttentionSettings {
     /// 2²⁵ scores (128 MiB in f32) per chunk.
     fn default() -> Self {
-        Self { max_scores: 1 << 25 }
+        Self {
+            max_scores: 1 << 25,
+        }
     }
 }
 
@@ -276,7 +278,13 @@ mod tests {
         let v = Tensor::randn(0f32, 1.0, (2, 5, 3), &dev)?;
         // Query i may only see key i: the output is v itself.
         let mask: Vec<f32> = (0..25)
-            .map(|i| if i / 5 == i % 5 { 0.0 } else { f32::NEG_INFINITY })
+            .map(|i| {
+                if i / 5 == i % 5 {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
             .collect();
         let bias = Tensor::from_vec(mask, (5, 5), &dev)?;
         for budget in [usize::MAX, 7] {

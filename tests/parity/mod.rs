@@ -1,5 +1,6 @@
 //! One module per fixture kind; [`run`] dispatches a case to its kind.
 
+pub mod animatediff_pipeline;
 pub mod clip_text;
 pub mod common;
 pub mod motion_unet;
@@ -13,6 +14,7 @@ use common::{Case, Check};
 /// Runs one case, returning the comparison of each output it checks.
 pub fn run(case: &Case) -> Result<Vec<Check>, String> {
     match case.kind.as_str() {
+        "animatediff_pipeline" => animatediff_pipeline::run(case),
         "scheduler" => scheduler::run(case),
         "unet" => unet::run(case),
         "motion_unet" => motion_unet::run(case),

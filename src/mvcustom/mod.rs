@@ -1,0 +1,16 @@
+//! The method layer: MVCustom's multi-view generation on top of the networks, the sampling
+//! loop and the feature renderer — target cameras become the frames of one clip.
+
+pub mod components;
+pub mod error;
+pub mod pipeline;
+pub mod request;
+pub mod text_to_video;
+
+pub use components::DiffusionComponents;
+pub use error::{MvError, Result};
+pub use pipeline::MvPipeline;
+pub use request::{
+    ClcSettings, DfrSettings, GeneratedViews, GenerationEvent, GenerationRequest, Stage,
+    StageTiming, Techniques,
+};

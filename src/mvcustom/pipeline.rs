@@ -1,0 +1,188 @@
+//! [`MvPipeline`]: a loaded model and the generation of consistent views for a set of target
+//! cameras — the entry point of the CLI and the Bevy plugin.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::Tensor;
+
+use super::components::DiffusionComponents;
+use super::error::{MvError, Result};
+use super::request::{GeneratedViews, GenerationEvent, GenerationRequest, Stage, StageTiming};
+use super::text_to_video::{VideoRequest, sample_latents};
+use crate::diffusion::{CancelToken, HookContext, NoiseGenerator, Sampler, SamplingHook};
+use crate::model::motion::MotionAttention;
+use crate::model::{ComputeSettings, WeightVariant};
+
+/// A model loaded once and shared (it is `Send + Sync`) by every generation.
+#[derive(Clone, Debug)]
+pub struct MvPipeline {
+    components: DiffusionComponents,
+}
+
+/// Reports steps and, when asked, decoded x̂₀ previews through the caller's event sink.
+struct EventHook<'a, 'e> {
+    components: &'a DiffusionComponents,
+    events: &'a mut (dyn FnMut(GenerationEvent) + 'e),
+    preview_every: Option<usize>,
+}
+
+impl SamplingHook for EventHook<'_, '_> {
+    fn after_step(
+        &mut self,
+        ctx: &HookContext<'_>,
+        pred_original: &Tensor,
+        _latents: &mut Tensor,
+    ) -> crate::diffusion::Result<()> {
+        let completed = ctx.step.index + 1;
+        (self.events)(GenerationEvent::Step {
+            completed,
+            total: ctx.step.num_steps,
+        });
+        let due = self.preview_every.is_some_and(|every| {
+            every > 0 && completed % every == 0 && completed < ctx.step.num_steps
+        });
+        if due {
+            let frames = self.components.decode_frames(pred_original).map_err(|e| {
+                crate::diffusion::DiffusionError::argument("preview", e.to_string())
+            })?;
+            let images = frames_to_images(&frames).map_err(|e| {
+                crate::diffusion::DiffusionError::argument("preview", e.to_string())
+            })?;
+            (self.events)(GenerationEvent::Preview { completed, images });
+        }
+        Ok(())
+    }
+}
+
+/// Converts frames `[1, F, 3, H, W]` in [0, 1] into RGBA8 images.
+fn frames_to_images(frames: &Tensor) -> Result<Vec<image::RgbaImage>> {
+    let (_, count, _, height, width) = frames.dims5()?;
+    let mut images = Vec::with_capacity(count);
+    for f in 0..count {
+        let pixels = frames
+            .narrow(1, f, 1)?
+            .squeeze(1)?
+            .squeeze(0)?
+            .permute((1, 2, 0))?
+            .affine(255.0, 0.5)?
+            .clamp(0.0f32, 255.0f32)?
+            .to_dtype(candle_core::DType::U8)?
+            .flatten_all()?
+            .to_vec1::<u8>()?;
+        let rgba: Vec<u8> = pixels
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect();
+        let image = image::RgbaImage::from_raw(width as u32, height as u32, rgba)
+            .ok_or_else(|| MvError::request("frames", "decoded frame has an unexpected size"))?;
+        images.push(image);
+    }
+    Ok(images)
+}
+
+impl MvPipeline {
+    /// Loads the diffusers-layout model folder `model_dir` on `settings`' device and dtype.
+    pub fn load(model_dir: &Path, settings: &ComputeSettings) -> Result<Self> {
+        Ok(Self {
+            components: DiffusionComponents::load(model_dir, WeightVariant::Full, settings)?,
+        })
+    }
+
+    /// Wraps already loaded components.
+    pub fn from_components(components: DiffusionComponents) -> Self {
+        Self { components }
+    }
+
+    /// The loaded networks.
+    pub fn components(&self) -> &DiffusionComponents {
+        &self.components
+    }
+
+    /// The most views one generation can produce (the motion modules' frame limit).
+    pub fn max_views(&self) -> Option<usize> {
+        self.components.unet.max_frames()
+    }
+
+    /// Generates one view per camera of `request`, jointly as the frames of one clip, reporting
+    /// progress through `events` and stopping with [`MvError::Cancelled`] once `cancel` is
+    /// cancelled.
+    pub fn generate(
+        &self,
+        request: &GenerationRequest,
+        events: &mut dyn FnMut(GenerationEvent),
+        cancel: &CancelToken,
+    ) -> Result<GeneratedViews> {
+        let views = request.cameras.len();
+        if views == 0 {
+            return Err(MvError::request("cameras", "at least one camera is needed"));
+        }
+        match self.max_views() {
+            Some(max) if views > max => {
+                return Err(MvError::request(
+                    "cameras",
+                    format!("{views} views exceed this model's {max} frames"),
+                ));
+            }
+            None if views > 1 => {
+                return Err(MvError::request(
+                    "cameras",
+                    "this model has no motion modules, so it generates one view at a time",
+                ));
+            }
+            _ => {}
+        }
+        if request.steps == 0 {
+            return Err(MvError::request("steps", "must be at least 1"));
+        }
+        if !request.guidance_scale.is_finite() {
+            return Err(MvError::request("guidance_scale", "must be finite"));
+        }
+        let (h, w) = self.components.latent_size(request.width, request.height)?;
+        let mut timings = Vec::new();
+
+        events(GenerationEvent::StageStarted(Stage::Denoising));
+        let started = Instant::now();
+        let channels = self.components.unet.layout().in_channels;
+        let noise = NoiseGenerator::from_seed(request.seed).randn(
+            &[1, channels, views, h, w],
+            &self.components.settings.device,
+        )?;
+        let mut unet = self.components.unet.clone();
+        if request.techniques.dense_attention && unet.has_motion_modules() {
+            unet.set_motion_attention(MotionAttention::Dense {
+                window: request.techniques.attention_window,
+            });
+        }
+        let video = VideoRequest {
+            prompt: request.prompt.clone(),
+            negative_prompt: request.negative_prompt.clone(),
+            guidance_scale: request.guidance_scale,
+            steps: request.steps,
+            initial_noise: noise,
+        };
+        let mut hook = EventHook {
+            components: &self.components,
+            events: &mut *events,
+            preview_every: request.preview_every,
+        };
+        let sampler = Sampler::new()
+            .with_hook(&mut hook)
+            .with_cancel(cancel.clone());
+        let latents = sample_latents(&self.components, &unet, &video, sampler, None)?;
+        timings.push(StageTiming {
+            stage: "denoising".into(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+
+        cancel.check()?;
+        events(GenerationEvent::StageStarted(Stage::Decoding));
+        let started = Instant::now();
+        let images = frames_to_images(&self.components.decode_frames(&latents)?)?;
+        timings.push(StageTiming {
+            stage: "decoding".into(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        Ok(GeneratedViews { images, timings })
+    }
+}
