@@ -9,5 +9,8 @@ pub mod load;
 pub mod tokenizer;
 pub mod vae;
 
+#[cfg(test)]
+mod test_support;
+
 pub use error::{ModelError, Result};
 pub use load::{ComponentDir, ComputeSettings, WeightVariant, Weights};
