@@ -197,7 +197,7 @@ fn read_config(dir: &Path) -> Result<(TokenizerConfig, PathBuf)> {
 fn max_length(value: Option<f64>, path: &Path) -> Result<Option<usize>> {
     match value {
         None => Ok(None),
-        Some(v) if v >= 2.0 && v <= 1e6 && v.fract() == 0.0 => Ok(Some(v as usize)),
+        Some(v) if (2.0..=1e6).contains(&v) && v.fract() == 0.0 => Ok(Some(v as usize)),
         Some(v) => Err(unsupported(path, "model_max_length", v)),
     }
 }

@@ -208,7 +208,7 @@ impl ClipTokenizer {
             .flat_map(|p| self.encode_padded(p.as_ref()))
             .collect();
         let rows = prompts.len();
-        let cols = if rows == 0 { 0 } else { ids.len() / rows };
+        let cols = ids.len().checked_div(rows).unwrap_or(0);
         Ok(Tensor::from_vec(ids, (rows, cols), device)?)
     }
 
