@@ -45,7 +45,6 @@ pub struct ClipTextModel {
     layers: Vec<EncoderLayer>,
     final_layer_norm: LayerNorm,
     config: ClipTextConfig,
-    activation: HiddenAct,
 }
 
 /// The prefix of transformers 4 checkpoints (`text_model.embeddings…`); transformers 5
@@ -82,7 +81,6 @@ impl ClipTextModel {
             layers,
             final_layer_norm,
             config: cfg.clone(),
-            activation,
         })
     }
 
@@ -102,11 +100,6 @@ impl ClipTextModel {
     /// The configuration the encoder was built with.
     pub fn config(&self) -> &ClipTextConfig {
         &self.config
-    }
-
-    /// The MLP activation in use.
-    pub fn activation(&self) -> HiddenAct {
-        self.activation
     }
 
     /// The token-embedding table `[vocab_size, hidden]` (e.g. to initialise a learned token

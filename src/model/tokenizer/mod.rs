@@ -74,14 +74,12 @@ impl ClipTokenizer {
                 .map(|a| a.id)
                 .or_else(|| files.bpe.vocab.get(content).copied())
         };
-        let resolve = |field: &str, name: &Option<String>, default: &str| {
-            let name = name.as_deref().unwrap_or(default);
+        let resolve = |field: &str, name: &str| {
             lookup(name).ok_or_else(|| unsupported(&files.names_from, field, name))
         };
-        let bos_id = resolve("bos_token", &files.bos, "<|startoftext|>")?;
-        let eos_id = resolve("eos_token", &files.eos, "<|endoftext|>")?;
-        let eos_name = files.eos.as_deref().unwrap_or("<|endoftext|>");
-        let pad_id = resolve("pad_token", &files.pad, eos_name)?;
+        let bos_id = resolve("bos_token", &files.bos)?;
+        let eos_id = resolve("eos_token", &files.eos)?;
+        let pad_id = resolve("pad_token", &files.pad)?;
         Ok(Self {
             bpe: files.bpe,
             added: files.added,
