@@ -6,8 +6,8 @@
 
 use bevy_mvcustom::camera::{Extrinsics, ImageSize, Intrinsics, PinholeCamera, ProjectionKind};
 use bevy_mvcustom::render::{
-    AnchorMesh, Backend, DepthMap, FeatureMap, FeatureRenderer, RenderError, RenderSettings,
-    ViewFeatures, Visibility,
+    AnchorMesh, Backend, DepthMap, FeatureMap, FeatureRenderer, GpuContext, RenderError,
+    RenderSettings, ViewFeatures, Visibility,
 };
 use glam::{Mat3, Vec3};
 use rand::rngs::StdRng;
@@ -652,4 +652,33 @@ fn geometry_behind_the_camera_is_not_drawn() {
             r.describe()
         );
     }
+}
+
+/// `Auto` uses a hardware adapter when there is one and the CPU path otherwise (no adapter, or
+/// only a software rasteriser); an app's device is used as given unless the setting says CPU.
+#[test]
+fn auto_prefers_hardware_gpus_and_falls_back_to_the_cpu() {
+    let auto = renderer(Backend::Auto, RenderSettings::default()).unwrap();
+    let headless = GpuContext::headless();
+    let hardware = headless.as_ref().is_ok_and(|ctx| !ctx.is_software());
+    assert_eq!(auto.uses_gpu(), hardware, "{}", auto.describe());
+    let Ok(ctx) = headless else {
+        assert!(
+            skip_gpu(),
+            "no GPU adapter for the context half of the test"
+        );
+        return;
+    };
+    let with = |backend| {
+        let settings = RenderSettings {
+            backend,
+            ..RenderSettings::default()
+        };
+        FeatureRenderer::with_context(settings, ctx.clone())
+            .unwrap()
+            .uses_gpu()
+    };
+    assert!(with(Backend::Gpu));
+    assert!(!with(Backend::Cpu));
+    assert_eq!(with(Backend::Auto), hardware);
 }
