@@ -12,6 +12,7 @@ use bevy_mvcustom::render::{
 use glam::{Mat3, Vec3};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::f32::consts::TAU;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -66,7 +67,7 @@ fn smooth_depth(rng: &mut StdRng, w: u32, h: u32, base: f32, amplitude: f32) -> 
             [
                 rng.random_range(0.5..2.5),
                 rng.random_range(0.5..2.5),
-                rng.random_range(0.0..6.28),
+                rng.random_range(0.0..TAU),
                 rng.random_range(0.3..1.0),
             ]
         })
@@ -77,7 +78,7 @@ fn smooth_depth(rng: &mut StdRng, w: u32, h: u32, base: f32, amplitude: f32) -> 
             let (x, y) = (i as f32 / w as f32, j as f32 / h as f32);
             let bump: f32 = waves
                 .iter()
-                .map(|[fx, fy, ph, a]| a * (6.28 * (fx * x + fy * y) + ph).sin())
+                .map(|[fx, fy, ph, a]| a * (TAU * (fx * x + fy * y) + ph).sin())
                 .sum();
             data.push(base + amplitude * bump / 3.0);
         }

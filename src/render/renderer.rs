@@ -121,13 +121,13 @@ impl FeatureRenderer {
             .collect::<Result<Vec<_>>>()?;
         let engine = match &self.gpu {
             Some(gpu) => Engine::Gpu {
-                resolver: gpu.rasterize(
+                resolver: Box::new(gpu.rasterize(
                     mesh,
                     &views,
                     width,
                     height,
                     self.settings.resolve_chunk_bytes,
-                )?,
+                )?),
                 pipelines: Arc::clone(gpu),
             },
             None => Engine::Cpu {
@@ -150,7 +150,7 @@ enum Engine {
     /// On the GPU, with a CPU copy.
     Gpu {
         pipelines: Arc<GpuPipelines>,
-        resolver: GpuResolver,
+        resolver: Box<GpuResolver>,
     },
 }
 
@@ -194,5 +194,19 @@ impl Rasterization {
                 resolver,
             } => resolver.resolve(&pipelines.ctx, &pipelines.resolve, features),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plugin drives rendering from async task threads: everything must cross threads.
+    #[test]
+    fn renderer_and_rasterisation_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<FeatureRenderer>();
+        check::<Rasterization>();
+        check::<GpuContext>();
     }
 }
