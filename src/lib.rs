@@ -14,9 +14,11 @@
 //! - [`mvcustom`]: the method: multi-view generation with target cameras as the frames of one
 //!   clip, depth-aware feature rendering and latent completion.
 //! - [`render`]: the anchor feature mesh and its rasterisers (wgpu shaders and a CPU reference).
+//! - [`train`]: AdamW with resumable state, atomic checkpoints, from-scratch initialisation.
 
 pub mod camera;
 pub mod diffusion;
 pub mod model;
 pub mod mvcustom;
 pub mod render;
+pub mod train;
