@@ -113,8 +113,9 @@ impl MvCustomModel {
     }
 }
 
-/// The model failed to load at start-up ([`MvCustomPlugin::load_on_startup`]
-/// (super::MvCustomPlugin::load_on_startup)). Generations will try to load it again.
+/// The model failed to load at start-up
+/// ([`MvCustomPlugin::load_on_startup`](super::MvCustomPlugin::load_on_startup)).
+/// Generations will try to load it again.
 #[derive(Event, Clone, Debug)]
 pub struct ModelLoadFailed {
     /// The error's text.
