@@ -14,6 +14,7 @@
 //! - [`mvcustom`]: the method: multi-view generation with target cameras as the frames of one
 //!   clip, depth-aware feature rendering and latent completion.
 //! - [`render`]: the anchor feature mesh and its rasterisers (wgpu shaders and a CPU reference).
+//! - [`train`]: AdamW with resumable state, atomic checkpoints, from-scratch initialisation.
 //! - [`plugin`]: the Bevy plugin: cameras drive the poses, generated views appear as `Image`
 //!   textures, inference runs in task-pool tasks. [`prelude`] holds what an app uses.
 
@@ -23,6 +24,7 @@ pub mod model;
 pub mod mvcustom;
 pub mod plugin;
 pub mod render;
+pub mod train;
 
 /// What a Bevy app needs to use the plugin: `use bevy_mvcustom::prelude::*;`.
 pub mod prelude {

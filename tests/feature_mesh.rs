@@ -6,12 +6,13 @@
 
 use bevy_mvcustom::camera::{Extrinsics, ImageSize, Intrinsics, PinholeCamera, ProjectionKind};
 use bevy_mvcustom::render::{
-    AnchorMesh, Backend, DepthMap, FeatureMap, FeatureRenderer, RenderError, RenderSettings,
-    ViewFeatures, Visibility,
+    AnchorMesh, Backend, DepthMap, FeatureMap, FeatureRenderer, GpuContext, RenderError,
+    RenderSettings, ViewFeatures, Visibility,
 };
 use glam::{Mat3, Vec3};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::f32::consts::TAU;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -66,7 +67,7 @@ fn smooth_depth(rng: &mut StdRng, w: u32, h: u32, base: f32, amplitude: f32) -> 
             [
                 rng.random_range(0.5..2.5),
                 rng.random_range(0.5..2.5),
-                rng.random_range(0.0..6.28),
+                rng.random_range(0.0..TAU),
                 rng.random_range(0.3..1.0),
             ]
         })
@@ -77,7 +78,7 @@ fn smooth_depth(rng: &mut StdRng, w: u32, h: u32, base: f32, amplitude: f32) -> 
             let (x, y) = (i as f32 / w as f32, j as f32 / h as f32);
             let bump: f32 = waves
                 .iter()
-                .map(|[fx, fy, ph, a]| a * (6.28 * (fx * x + fy * y) + ph).sin())
+                .map(|[fx, fy, ph, a]| a * (TAU * (fx * x + fy * y) + ph).sin())
                 .sum();
             data.push(base + amplitude * bump / 3.0);
         }
@@ -652,4 +653,33 @@ fn geometry_behind_the_camera_is_not_drawn() {
             r.describe()
         );
     }
+}
+
+/// `Auto` uses a hardware adapter when there is one and the CPU path otherwise (no adapter, or
+/// only a software rasteriser); an app's device is used as given unless the setting says CPU.
+#[test]
+fn auto_prefers_hardware_gpus_and_falls_back_to_the_cpu() {
+    let auto = renderer(Backend::Auto, RenderSettings::default()).unwrap();
+    let headless = GpuContext::headless();
+    let hardware = headless.as_ref().is_ok_and(|ctx| !ctx.is_software());
+    assert_eq!(auto.uses_gpu(), hardware, "{}", auto.describe());
+    let Ok(ctx) = headless else {
+        assert!(
+            skip_gpu(),
+            "no GPU adapter for the context half of the test"
+        );
+        return;
+    };
+    let with = |backend| {
+        let settings = RenderSettings {
+            backend,
+            ..RenderSettings::default()
+        };
+        FeatureRenderer::with_context(settings, ctx.clone())
+            .unwrap()
+            .uses_gpu()
+    };
+    assert!(with(Backend::Gpu));
+    assert!(!with(Backend::Cpu));
+    assert_eq!(with(Backend::Auto), hardware);
 }

@@ -17,5 +17,8 @@ pub mod transformer;
 pub mod unet;
 pub mod vae;
 
+#[cfg(test)]
+mod test_support;
+
 pub use error::{ModelError, Result};
 pub use load::{ComponentDir, ComputeSettings, WeightVariant, Weights};

@@ -88,7 +88,7 @@ impl DiffusionComponents {
         let unet = 1usize << self.unet.layout().down.len().saturating_sub(1);
         let multiple = vae * unet;
         for (field, value) in [("width", width), ("height", height)] {
-            if value == 0 || value as usize % multiple != 0 {
+            if value == 0 || !(value as usize).is_multiple_of(multiple) {
                 return Err(MvError::request(
                     field,
                     format!("{value} must be a positive multiple of {multiple} for this model"),

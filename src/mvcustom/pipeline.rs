@@ -40,7 +40,7 @@ impl SamplingHook for EventHook<'_, '_> {
             total: ctx.step.num_steps,
         });
         let due = self.preview_every.is_some_and(|every| {
-            every > 0 && completed % every == 0 && completed < ctx.step.num_steps
+            every > 0 && completed.is_multiple_of(every) && completed < ctx.step.num_steps
         });
         if due {
             let frames = self.components.decode_frames(pred_original).map_err(|e| {

@@ -1,16 +1,13 @@
 //! The CPU reference rasteriser and feature resolve: the oracle of the GPU path in tests and its
 //! fallback where no adapter exists.
 //!
-//! Conventions shared with the GPU pipeline (and the hardware it runs on):
-//! - Vertices go through [`ViewTransform::clip`]; a triangle with a vertex at or in front of
-//!   the near plane is skipped for that view; no back-face culling.
-//! - Samples at pixel centres (i + 0.5, j + 0.5). Coverage uses vertex positions snapped to
-//!   1/256 pixel (8 sub-pixel bits, as Vulkan rasterisers do) with exact integer edge
-//!   functions and the top-left fill rule (y down): a pixel centre on a shared edge belongs to
-//!   exactly one triangle.
-//! - Depth test on the reversed depth `clip.z / clip.w`, interpolated linearly in screen
-//!   space, "greater" wins; on ties the earlier triangle wins (API order).
-//! - Barycentrics and depth are perspective-correct.
+//! It follows the conventions listed in the [render module](super) exactly as the GPU does:
+//! - Vertices go through [`ViewTransform::clip`], as in `shaders/visibility.wgsl`.
+//! - Coverage uses vertex positions snapped to 1/256 pixel (8 sub-pixel bits, as Vulkan
+//!   rasterisers do) with exact integer edge functions and the top-left fill rule.
+//! - The depth test compares `clip.z / clip.w` interpolated linearly in screen space, stored as
+//!   f32 like a `Depth32Float` target; "greater" wins, the earlier triangle on ties (API order).
+//! - Barycentrics and depth are perspective-correct, computed from unsnapped positions.
 
 use glam::DVec2;
 
@@ -136,8 +133,8 @@ fn rasterize_view(
             continue;
         }
         // Coverage on a positively oriented copy; barycentrics keep the mesh's vertex order.
-        let ccw = if area > 0 { [v0, v1, v2] } else { [v0, v2, v1] };
-        let edges = [(0, 1), (1, 2), (2, 0)].map(|(a, b)| (ccw[a].fixed, ccw[b].fixed));
+        let oriented = if area > 0 { [v0, v1, v2] } else { [v0, v2, v1] };
+        let edges = [(0, 1), (1, 2), (2, 0)].map(|(a, b)| (oriented[a].fixed, oriented[b].fixed));
         let top_left = edges.map(|(a, b)| is_top_left(a, b));
         let xs = [v0.fixed[0], v1.fixed[0], v2.fixed[0]];
         let ys = [v0.fixed[1], v1.fixed[1], v2.fixed[1]];
@@ -183,8 +180,8 @@ fn rasterize_view(
 }
 
 /// Gathers `features` (the per-vertex attributes of the mesh with `triangles`) through
-/// `visibility`: the output at a
-/// visible pixel is the barycentric blend of its triangle's three vertex features, 0 elsewhere.
+/// `visibility`: the output at a visible pixel is the barycentric blend of its triangle's
+/// three vertex features, 0 elsewhere.
 pub(crate) fn resolve(
     triangles: &[[u32; 3]],
     visibility: &Visibility,

@@ -6,8 +6,19 @@
 //! perspective-correct barycentrics, z-depth); features of any channel count are then gathered
 //! from it by a compute pass, as often as they change (every denoising step and layer). The GPU
 //! path runs on wgpu, either on the app's device ([`GpuContext::from_device`]) or a headless one
-//! ([`GpuContext::headless`]); the CPU reference rasteriser follows the same conventions (see
-//! [`cpu`](self::cpu)) and is both the test oracle and the fallback.
+//! ([`GpuContext::headless`]); a CPU reference rasteriser is both the test oracle and the
+//! fallback. Both follow the same conventions:
+//! - The mesh: one vertex per feature cell, at the cell centre, unprojected with its depth
+//!   ([`AnchorMesh`]); a target camera's intrinsics are scaled to the output grid.
+//! - A triangle with a vertex at or in front of [`RenderSettings::near_plane`] is not drawn
+//!   into that view; there is no back-face culling.
+//! - Samples at pixel centres (i + ½, j + ½); coverage with vertices snapped to 1/256 pixel
+//!   and the top-left fill rule (y down), so a pixel centre on an edge shared by two triangles
+//!   belongs to exactly one, and one on the mesh's right or bottom boundary to none.
+//! - Depth test on reversed depth (`near / z` for perspective views), nearer wins, the earlier
+//!   triangle on ties.
+//! - Rendered features are the barycentric blend of the triangle's three vertex features; zero
+//!   where nothing is visible. The disocclusion mask is `1 −` the visibility mask.
 //!
 //! ```no_run
 //! # use bevy_mvcustom::render::*;

@@ -23,7 +23,7 @@ pub struct FeatureRenderer {
 
 impl FeatureRenderer {
     /// A renderer on its own headless device (CLI, tests, benches). `Auto` falls back to the
-    /// CPU when no adapter or device is available; `Gpu` returns that error instead.
+    /// CPU when no hardware adapter or device is available; `Gpu` returns that error instead.
     pub fn new(settings: RenderSettings) -> Result<Self> {
         settings.validate()?;
         let ctx = match settings.backend {
@@ -38,15 +38,20 @@ impl FeatureRenderer {
         Self::build(settings, ctx)
     }
 
-    /// A renderer on an existing device, e.g. the Bevy app's (`Backend::Cpu` ignores it).
+    /// A renderer on an existing device, e.g. the Bevy app's. `Backend::Cpu` ignores it, and
+    /// so does `Auto` when it is a software rasteriser.
     pub fn with_context(settings: RenderSettings, ctx: GpuContext) -> Result<Self> {
         settings.validate()?;
-        let ctx = (settings.backend != Backend::Cpu).then_some(ctx);
-        Self::build(settings, ctx)
+        Self::build(settings, Some(ctx))
     }
 
-    /// Compiles the GPU pipelines when there is a device.
+    /// Compiles the GPU pipelines when there is a device the backend setting accepts.
     fn build(settings: RenderSettings, ctx: Option<GpuContext>) -> Result<Self> {
+        let ctx = ctx.filter(|ctx| match settings.backend {
+            Backend::Cpu => false,
+            Backend::Gpu => true,
+            Backend::Auto => !ctx.is_software(),
+        });
         let gpu = ctx.map(GpuPipelines::new).transpose()?.map(Arc::new);
         Ok(Self { settings, gpu })
     }
@@ -116,13 +121,13 @@ impl FeatureRenderer {
             .collect::<Result<Vec<_>>>()?;
         let engine = match &self.gpu {
             Some(gpu) => Engine::Gpu {
-                resolver: gpu.rasterize(
+                resolver: Box::new(gpu.rasterize(
                     mesh,
                     &views,
                     width,
                     height,
                     self.settings.resolve_chunk_bytes,
-                )?,
+                )?),
                 pipelines: Arc::clone(gpu),
             },
             None => Engine::Cpu {
@@ -145,7 +150,7 @@ enum Engine {
     /// On the GPU, with a CPU copy.
     Gpu {
         pipelines: Arc<GpuPipelines>,
-        resolver: GpuResolver,
+        resolver: Box<GpuResolver>,
     },
 }
 
@@ -189,5 +194,19 @@ impl Rasterization {
                 resolver,
             } => resolver.resolve(&pipelines.ctx, &pipelines.resolve, features),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plugin drives rendering from async task threads: everything must cross threads.
+    #[test]
+    fn renderer_and_rasterisation_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<FeatureRenderer>();
+        check::<Rasterization>();
+        check::<GpuContext>();
     }
 }

@@ -7,10 +7,12 @@ use super::error::{RenderError, Result};
 /// Where rasterisation and feature resolve run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Backend {
-    /// The GPU when an adapter exists (the app's device, else a headless one), else the CPU.
+    /// A hardware GPU when there is one (the app's device, else a headless one), else the CPU
+    /// reference path. A software adapter (lavapipe, llvmpipe, WARP) counts as none: on the
+    /// same cores the CPU path is faster (see the `feature_mesh` benchmark).
     #[default]
     Auto,
-    /// The GPU only: no adapter is an error.
+    /// The GPU only, software adapters included: no adapter is an error.
     Gpu,
     /// The CPU reference rasteriser (no GPU needed; slower).
     Cpu,

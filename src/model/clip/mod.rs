@@ -45,7 +45,6 @@ pub struct ClipTextModel {
     layers: Vec<EncoderLayer>,
     final_layer_norm: LayerNorm,
     config: ClipTextConfig,
-    activation: HiddenAct,
 }
 
 /// The prefix of transformers 4 checkpoints (`text_model.embeddings…`); transformers 5
@@ -82,7 +81,6 @@ impl ClipTextModel {
             layers,
             final_layer_norm,
             config: cfg.clone(),
-            activation,
         })
     }
 
@@ -102,11 +100,6 @@ impl ClipTextModel {
     /// The configuration the encoder was built with.
     pub fn config(&self) -> &ClipTextConfig {
         &self.config
-    }
-
-    /// The MLP activation in use.
-    pub fn activation(&self) -> HiddenAct {
-        self.activation
     }
 
     /// The token-embedding table `[vocab_size, hidden]` (e.g. to initialise a learned token
@@ -274,4 +267,298 @@ fn causal_mask(s: usize, dtype: DType, device: &Device) -> candle_core::Result<T
         .flat_map(|q| (0..s).map(move |k| if k <= q { 0.0 } else { f32::NEG_INFINITY }))
         .collect();
     Tensor::from_vec(values, (1, 1, s, s), device)?.to_dtype(dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::{DType, Device, IndexOp, Tensor};
+
+    use super::*;
+    use crate::model::test_support::{TempDir, max_abs_diff, random_weights, write_component};
+
+    const CONFIG: &str = r#"{"vocab_size": 50, "hidden_size": 8, "intermediate_size": 12,
+        "num_attention_heads": 2, "num_hidden_layers": 2, "max_position_embeddings": 10,
+        "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5, "eos_token_id": 2}"#;
+
+    fn config(json: &str) -> ClipTextConfig {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn weights() -> HashMap<String, Tensor> {
+        random_weights(|vb| ClipTextModel::new(vb, &config(CONFIG)))
+    }
+
+    /// A text-encoder folder with `config` and `tensors` (written as model.safetensors).
+    fn folder(
+        tag: &str,
+        config: &str,
+        tensors: &HashMap<String, Tensor>,
+    ) -> (TempDir, ComponentDir) {
+        let tmp = TempDir::new(tag);
+        write_component(tmp.path(), config, "model.safetensors", tensors);
+        let dir = ComponentDir::new(tmp.path());
+        (tmp, dir)
+    }
+
+    /// Writes a folder, loads it, removes it (the weights are copied out on load).
+    fn load_folder(
+        tag: &str,
+        config: &str,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<ClipTextModel> {
+        let (_tmp, dir) = folder(tag, config, tensors);
+        load(&dir)
+    }
+
+    fn load_with(dir: &ComponentDir, dtype: DType) -> Result<ClipTextModel> {
+        let settings = ComputeSettings {
+            device: Device::Cpu,
+            dtype,
+        };
+        ClipTextModel::load(dir, WeightVariant::Full, &settings)
+    }
+
+    fn load(dir: &ComponentDir) -> Result<ClipTextModel> {
+        load_with(dir, DType::F32)
+    }
+
+    fn ids(rows: &[&[u32]]) -> Tensor {
+        let flat: Vec<u32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_vec(flat, (rows.len(), rows[0].len()), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn missing_config_is_named() {
+        let tmp = TempDir::new("clip-no-config");
+        let dir = ComponentDir::new(tmp.path());
+        match load(&dir) {
+            Err(ModelError::MissingFile { path }) => assert!(path.ends_with("config.json")),
+            other => panic!("expected MissingFile, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_weight_file_is_named() {
+        let tmp = TempDir::new("clip-no-weights");
+        std::fs::write(tmp.path().join("config.json"), CONFIG).unwrap();
+        match load(&ComponentDir::new(tmp.path())) {
+            Err(ModelError::MissingFile { path }) => {
+                assert_eq!(path.parent(), Some(tmp.path()));
+                assert_eq!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("safetensors")
+                );
+            }
+            other => panic!("expected MissingFile, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_config_is_a_parse_error() {
+        let (_tmp, dir) = folder("clip-bad-json", "{\"hidden_size\": ", &weights());
+        assert!(matches!(
+            load(&dir),
+            Err(ModelError::ConfigParse { path, .. }) if path.ends_with("config.json")
+        ));
+    }
+
+    #[test]
+    fn missing_tensor_names_tensor_and_file() {
+        let mut w = weights();
+        w.remove("encoder.layers.1.mlp.fc2.weight").unwrap();
+        let (_tmp, dir) = folder("clip-missing-tensor", CONFIG, &w);
+        match load(&dir) {
+            Err(ModelError::MissingTensor { tensor, files }) => {
+                assert_eq!(tensor, "encoder.layers.1.mlp.fc2.weight");
+                assert_eq!(files, vec![dir.path().join("model.safetensors")]);
+            }
+            other => panic!("expected MissingTensor, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shape_mismatch_reports_expected_and_found() {
+        let mut w = weights();
+        w.insert(
+            "final_layer_norm.weight".into(),
+            Tensor::ones(9, DType::F32, &Device::Cpu).unwrap(),
+        );
+        let (_tmp, dir) = folder("clip-bad-shape", CONFIG, &w);
+        match load(&dir) {
+            Err(ModelError::ShapeMismatch {
+                tensor,
+                expected,
+                found,
+                ..
+            }) => {
+                assert_eq!(tensor, "final_layer_norm.weight");
+                assert_eq!((expected, found), (vec![8], vec![9]));
+            }
+            other => panic!("expected ShapeMismatch, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unsupported_config_values_are_named() {
+        let relu = CONFIG.replace("quick_gelu", "relu");
+        match load_folder("clip-relu", &relu, &weights()) {
+            Err(ModelError::UnsupportedConfig { path, field, value }) => {
+                assert!(path.ends_with("config.json"));
+                assert_eq!(field, "hidden_act");
+                assert!(value.contains("relu"));
+            }
+            other => panic!("expected UnsupportedConfig, got {other:?}"),
+        }
+        let heads = CONFIG.replace("\"num_attention_heads\": 2", "\"num_attention_heads\": 3");
+        assert!(matches!(
+            load_folder("clip-heads", &heads, &weights()),
+            Err(ModelError::UnsupportedConfig { field, .. }) if field == "num_attention_heads"
+        ));
+    }
+
+    #[test]
+    fn legacy_text_model_prefix_loads_the_same_network() {
+        let w = weights();
+        let prefixed: HashMap<String, Tensor> = w
+            .iter()
+            .map(|(k, v)| (format!("text_model.{k}"), v.clone()))
+            .collect();
+        let plain = load_folder("clip-plain", CONFIG, &w).unwrap();
+        let legacy = load_folder("clip-legacy", CONFIG, &prefixed).unwrap();
+        let input = ids(&[&[49, 3, 4, 48, 48]]);
+        let a = plain.forward(&input).unwrap();
+        let b = legacy.forward(&input).unwrap();
+        assert_eq!(
+            max_abs_diff(&a.last_hidden_state, &b.last_hidden_state),
+            0.0
+        );
+    }
+
+    #[test]
+    fn pooled_output_is_read_at_the_end_of_text() {
+        let w = weights();
+        // Legacy rule (eos_token_id 2): first position of the largest id.
+        let legacy = load_folder("clip-pool-legacy", CONFIG, &w).unwrap();
+        let input = ids(&[&[10, 3, 49, 49, 49], &[10, 45, 46, 49, 49]]);
+        let out = legacy.forward(&input).unwrap();
+        for (row, pos) in [(0usize, 2usize), (1, 3)] {
+            let expected = out.last_hidden_state.i((row, pos)).unwrap();
+            let got = out.pooler_output.i(row).unwrap();
+            assert_eq!(max_abs_diff(&expected, &got), 0.0);
+        }
+        // Explicit end-of-text id: its first position, even when larger ids follow.
+        let explicit = load_folder(
+            "clip-pool-eos",
+            &CONFIG.replace("\"eos_token_id\": 2", "\"eos_token_id\": 7"),
+            &w,
+        )
+        .unwrap();
+        let out = explicit.forward(&ids(&[&[10, 3, 7, 49, 7]])).unwrap();
+        let expected = out.last_hidden_state.i((0, 2)).unwrap();
+        assert_eq!(
+            max_abs_diff(&expected, &out.pooler_output.i(0).unwrap()),
+            0.0
+        );
+    }
+
+    #[test]
+    fn overrides_replace_rows_and_respect_causality() {
+        let model = load_folder("clip-override", CONFIG, &weights()).unwrap();
+        let input = ids(&[&[10, 3, 5, 6, 49]]);
+        // Overriding a row with its own value changes nothing.
+        let own = TokenOverride {
+            id: 5,
+            embedding: model.token_embedding().i(5).unwrap(),
+        };
+        let plain = model.embed_tokens(&input, &[]).unwrap();
+        let same = model.embed_tokens(&input, &[own]).unwrap();
+        assert_eq!(max_abs_diff(&plain, &same), 0.0);
+        // A new id beyond the vocabulary needs an override.
+        let new_ids = ids(&[&[10, 3, 50, 6, 49]]);
+        assert!(matches!(
+            model.embed_tokens(&new_ids, &[]),
+            Err(ModelError::InvalidInput { .. })
+        ));
+        let learned = TokenOverride {
+            id: 50,
+            embedding: Tensor::ones(8, DType::F32, &Device::Cpu).unwrap(),
+        };
+        let embeds = model.embed_tokens(&new_ids, &[learned]).unwrap();
+        let row = embeds.i((0, 2)).unwrap();
+        assert_eq!(row.to_vec1::<f32>().unwrap(), vec![1.0; 8]);
+        // Under the causal mask, positions before the new token are unaffected, later ones change.
+        let with = model
+            .forward_embeds(&embeds, &new_ids)
+            .unwrap()
+            .last_hidden_state;
+        let without = model.forward(&input).unwrap().last_hidden_state;
+        for pos in 0..5 {
+            let d = max_abs_diff(&with.i((0, pos)).unwrap(), &without.i((0, pos)).unwrap());
+            if pos < 2 {
+                assert_eq!(d, 0.0, "position {pos}");
+            } else {
+                assert!(d > 1e-4, "position {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn gradient_reaches_a_learned_token_embedding() {
+        let model = load_folder("clip-grad", CONFIG, &weights()).unwrap();
+        let var = candle_core::Var::from_tensor(&model.token_embedding().i(3).unwrap()).unwrap();
+        let input = ids(&[&[49, 50, 4, 48, 48]]);
+        let learned = TokenOverride {
+            id: 50,
+            embedding: var.as_tensor().clone(),
+        };
+        let embeds = model.embed_tokens(&input, &[learned]).unwrap();
+        let out = model.forward_embeds(&embeds, &input).unwrap();
+        let loss = out.last_hidden_state.sqr().unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let grad = grads
+            .get(var.as_tensor())
+            .expect("no gradient for the learned row");
+        let norm = grad
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(norm.is_finite() && norm > 0.0);
+    }
+
+    #[test]
+    fn invalid_inputs_are_rejected() {
+        let model = load_folder("clip-inputs", CONFIG, &weights()).unwrap();
+        let too_long = Tensor::zeros((1, 11), DType::U32, &Device::Cpu).unwrap();
+        assert!(matches!(
+            model.forward(&too_long),
+            Err(ModelError::InvalidInput { .. })
+        ));
+        let float_ids = Tensor::zeros((1, 4), DType::F32, &Device::Cpu).unwrap();
+        assert!(matches!(
+            model.forward(&float_ids),
+            Err(ModelError::InvalidInput { .. })
+        ));
+    }
+
+    #[test]
+    fn half_precisions_track_f32() {
+        let (_tmp, dir) = folder("clip-dtypes", CONFIG, &weights());
+        let input = ids(&[&[49, 3, 4, 48, 48, 48]]);
+        let reference = load(&dir)
+            .unwrap()
+            .forward(&input)
+            .unwrap()
+            .last_hidden_state;
+        for (dtype, tol) in [(DType::F16, 1e-2), (DType::BF16, 6e-2)] {
+            let out = load_with(&dir, dtype).unwrap().forward(&input).unwrap();
+            assert_eq!(out.last_hidden_state.dtype(), dtype);
+            let err = max_abs_diff(&out.last_hidden_state, &reference);
+            assert!(err < tol, "{dtype:?}: {err}");
+        }
+    }
 }

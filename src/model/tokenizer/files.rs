@@ -28,9 +28,12 @@ pub(super) struct AddedToken {
 pub(super) struct TokenizerFiles {
     pub bpe: Bpe,
     pub added: Vec<AddedToken>,
-    pub bos: Option<String>,
-    pub eos: Option<String>,
-    pub pad: Option<String>,
+    /// Beginning-of-text token (`<|startoftext|>` unless configured otherwise).
+    pub bos: String,
+    /// End-of-text token (`<|endoftext|>` unless configured otherwise).
+    pub eos: String,
+    /// Padding token (the end-of-text token unless configured otherwise).
+    pub pad: String,
     pub max_length: Option<usize>,
     /// The file special tokens were named in, for error messages.
     pub names_from: PathBuf,
@@ -197,7 +200,7 @@ fn read_config(dir: &Path) -> Result<(TokenizerConfig, PathBuf)> {
 fn max_length(value: Option<f64>, path: &Path) -> Result<Option<usize>> {
     match value {
         None => Ok(None),
-        Some(v) if v >= 2.0 && v <= 1e6 && v.fract() == 0.0 => Ok(Some(v as usize)),
+        Some(v) if (2.0..=1e6).contains(&v) && v.fract() == 0.0 => Ok(Some(v as usize)),
         Some(v) => Err(unsupported(path, "model_max_length", v)),
     }
 }
@@ -316,8 +319,8 @@ pub(super) fn from_vocab_and_merges(dir: &Path) -> Result<TokenizerFiles> {
 }
 
 /// Completes the added tokens with `tokenizer_config.json`'s `added_tokens_decoder` and the
-/// named special tokens (transformers matches BOS, EOS, PAD and UNK literally in the raw
-/// prompt), and resolves the unknown token's id.
+/// special tokens, named or defaulted as `CLIPTokenizer` does (transformers matches BOS,
+/// EOS, PAD and UNK literally in the raw prompt), and resolves the unknown token's id.
 fn finish(
     mut bpe: Bpe,
     mut added: Vec<AddedToken>,
@@ -328,10 +331,11 @@ fn finish(
     main_file: PathBuf,
 ) -> Result<TokenizerFiles> {
     merge_added(&mut added, config.added_tokens_decoder, &config_path)?;
-    for content in [&names.bos, &names.eos, &names.pad, &names.unk]
-        .into_iter()
-        .flatten()
-    {
+    let bos = names.bos.unwrap_or_else(|| "<|startoftext|>".into());
+    let eos = names.eos.unwrap_or_else(|| "<|endoftext|>".into());
+    let unk = names.unk.unwrap_or_else(|| "<|endoftext|>".into());
+    let pad = names.pad.unwrap_or_else(|| eos.clone());
+    for content in [&bos, &eos, &pad, &unk] {
         if let Some(&id) = bpe.vocab.get(content)
             && !added.iter().any(|a| &a.content == content)
         {
@@ -342,18 +346,17 @@ fn finish(
             });
         }
     }
-    bpe.unk_id = names.unk.as_ref().and_then(|u| {
-        bpe.vocab
-            .get(u)
-            .copied()
-            .or_else(|| added.iter().find(|a| &a.content == u).map(|a| a.id))
-    });
+    bpe.unk_id = bpe
+        .vocab
+        .get(&unk)
+        .copied()
+        .or_else(|| added.iter().find(|a| a.content == unk).map(|a| a.id));
     Ok(TokenizerFiles {
         bpe,
         added,
-        bos: names.bos,
-        eos: names.eos,
-        pad: names.pad,
+        bos,
+        eos,
+        pad,
         max_length,
         names_from: if config_path.is_file() {
             config_path

@@ -74,14 +74,12 @@ impl ClipTokenizer {
                 .map(|a| a.id)
                 .or_else(|| files.bpe.vocab.get(content).copied())
         };
-        let resolve = |field: &str, name: &Option<String>, default: &str| {
-            let name = name.as_deref().unwrap_or(default);
+        let resolve = |field: &str, name: &str| {
             lookup(name).ok_or_else(|| unsupported(&files.names_from, field, name))
         };
-        let bos_id = resolve("bos_token", &files.bos, "<|startoftext|>")?;
-        let eos_id = resolve("eos_token", &files.eos, "<|endoftext|>")?;
-        let eos_name = files.eos.as_deref().unwrap_or("<|endoftext|>");
-        let pad_id = resolve("pad_token", &files.pad, eos_name)?;
+        let bos_id = resolve("bos_token", &files.bos)?;
+        let eos_id = resolve("eos_token", &files.eos)?;
+        let pad_id = resolve("pad_token", &files.pad)?;
         Ok(Self {
             bpe: files.bpe,
             added: files.added,
@@ -208,7 +206,7 @@ impl ClipTokenizer {
             .flat_map(|p| self.encode_padded(p.as_ref()))
             .collect();
         let rows = prompts.len();
-        let cols = if rows == 0 { 0 } else { ids.len() / rows };
+        let cols = ids.len().checked_div(rows).unwrap_or(0);
         Ok(Tensor::from_vec(ids, (rows, cols), device)?)
     }
 
@@ -253,5 +251,240 @@ impl ClipTokenizer {
             let spelled: String = word.bytes().map(|b| self.alphabet[b as usize]).collect();
             self.bpe.encode_word(&spelled, ids);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_support::TempDir;
+
+    const MERGES: [(&str, &str); 4] = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>")];
+
+    /// A miniature CLIP vocabulary: every byte character with and without `</w>`, the merged
+    /// words `cat</w>` and `dog</w>` with their intermediate symbols, and the two specials.
+    fn vocab() -> Vec<String> {
+        let alphabet = byte_alphabet();
+        let mut v: Vec<String> = alphabet.iter().map(|c| c.to_string()).collect();
+        v.extend(alphabet.iter().map(|c| format!("{c}</w>")));
+        v.extend(MERGES.iter().map(|(a, b)| format!("{a}{b}")));
+        v.extend(["<|startoftext|>".to_string(), "<|endoftext|>".to_string()]);
+        v
+    }
+
+    fn vocab_json() -> String {
+        let map: serde_json::Map<String, serde_json::Value> = vocab()
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (t, serde_json::Value::from(i)))
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    }
+
+    fn write_vocab_and_merges(dir: &Path, merges_text: &str) {
+        std::fs::write(dir.join("vocab.json"), vocab_json()).unwrap();
+        std::fs::write(dir.join("merges.txt"), merges_text).unwrap();
+    }
+
+    fn merges_text() -> String {
+        let lines: Vec<String> = MERGES.iter().map(|(a, b)| format!("{a} {b}")).collect();
+        format!("#version: 0.2\n{}\n", lines.join("\n"))
+    }
+
+    /// `tokenizer.json` with merges as pairs or as joined strings.
+    fn write_tokenizer_json(dir: &Path, pairs: bool, model_type: &str) {
+        let v = vocab();
+        let merges: Vec<serde_json::Value> = MERGES
+            .iter()
+            .map(|(a, b)| {
+                if pairs {
+                    serde_json::json!([a, b])
+                } else {
+                    serde_json::json!(format!("{a} {b}"))
+                }
+            })
+            .collect();
+        let vocab: serde_json::Map<String, serde_json::Value> = v
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), serde_json::Value::from(i)))
+            .collect();
+        let n = v.len();
+        let json = serde_json::json!({
+            "added_tokens": [
+                {"id": n - 2, "content": "<|startoftext|>", "normalized": false, "special": true},
+                {"id": n - 1, "content": "<|endoftext|>", "normalized": false, "special": true}
+            ],
+            "post_processor": {"type": "RobertaProcessing",
+                "cls": ["<|startoftext|>", n - 2], "sep": ["<|endoftext|>", n - 1]},
+            "model": {"type": model_type, "vocab": vocab, "merges": merges,
+                "unk_token": "<|endoftext|>", "end_of_word_suffix": "</w>",
+                "continuing_subword_prefix": ""}
+        });
+        std::fs::write(dir.join("tokenizer.json"), json.to_string()).unwrap();
+    }
+
+    fn id(t: &ClipTokenizer, token: &str) -> u32 {
+        t.token_id(token).unwrap()
+    }
+
+    #[test]
+    fn both_layouts_encode_alike_and_as_expected() {
+        let tmp = TempDir::new("tok-layouts");
+        write_vocab_and_merges(tmp.path(), &merges_text());
+        let from_files = ClipTokenizer::from_vocab_and_merges(tmp.path()).unwrap();
+        let prompts = ["a CAT", "  dog\tdog. ", "Cats, 42 dogs!", "café ☃", ""];
+        for pairs in [true, false] {
+            write_tokenizer_json(tmp.path(), pairs, "BPE");
+            let from_json = ClipTokenizer::load(tmp.path()).unwrap();
+            for p in prompts {
+                assert_eq!(
+                    from_json.encode_padded(p),
+                    from_files.encode_padded(p),
+                    "{p:?}"
+                );
+            }
+        }
+        let t = from_files;
+        let ids = t.encode_padded("a CAT");
+        let (bos, eos) = (t.bos_id(), t.eos_id());
+        assert_eq!(&ids[..4], &[bos, id(&t, "a</w>"), id(&t, "cat</w>"), eos]);
+        assert_eq!(ids.len(), 77);
+        assert!(ids[4..].iter().all(|&i| i == eos));
+        // "cats" has no merge to a word end: c·a merges, then t and s</w> stay apart.
+        assert_eq!(
+            t.content_ids("cats"),
+            vec![id(&t, "ca"), id(&t, "t"), id(&t, "s</w>")]
+        );
+        // Digits are split one by one; "!" keeps its own word.
+        assert_eq!(
+            t.content_ids("42!"),
+            vec![id(&t, "4</w>"), id(&t, "2</w>"), id(&t, "!</w>")]
+        );
+    }
+
+    #[test]
+    fn truncation_keeps_bos_and_eos() {
+        let tmp = TempDir::new("tok-truncate");
+        write_vocab_and_merges(tmp.path(), &merges_text());
+        let t = ClipTokenizer::load(tmp.path()).unwrap();
+        let long = "cat ".repeat(100);
+        let ids = t.encode_padded(&long);
+        assert_eq!(ids.len(), 77);
+        assert_eq!((ids[0], ids[76]), (t.bos_id(), t.eos_id()));
+        assert!(ids[1..76].iter().all(|&i| i == id(&t, "cat</w>")));
+        let batch = t.encode_batch(&["cat", &long], &Device::Cpu).unwrap();
+        assert_eq!(batch.dims(), &[2, 77]);
+    }
+
+    #[test]
+    fn config_sets_length_and_pad_token() {
+        let tmp = TempDir::new("tok-config");
+        write_vocab_and_merges(tmp.path(), &merges_text());
+        std::fs::write(
+            tmp.path().join("tokenizer_config.json"),
+            r#"{"model_max_length": 6, "pad_token": {"content": "!", "__type": "AddedToken"},
+                "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>"}"#,
+        )
+        .unwrap();
+        let t = ClipTokenizer::load(tmp.path()).unwrap();
+        assert_eq!(t.max_length(), 6);
+        assert_eq!(t.pad_id(), id(&t, "!"));
+        let ids = t.encode_padded("dog");
+        assert_eq!(
+            ids,
+            vec![
+                t.bos_id(),
+                id(&t, "dog</w>"),
+                t.eos_id(),
+                t.pad_id(),
+                t.pad_id(),
+                t.pad_id()
+            ]
+        );
+    }
+
+    #[test]
+    fn special_and_added_tokens_match_literally() {
+        let tmp = TempDir::new("tok-added");
+        write_tokenizer_json(tmp.path(), true, "BPE");
+        let mut t = ClipTokenizer::load(tmp.path()).unwrap();
+        let (a, cat, eos) = (id(&t, "a</w>"), id(&t, "cat</w>"), t.eos_id());
+        assert_eq!(t.content_ids("a<|endoftext|>cat"), vec![a, eos, cat]);
+        // Upper case is not the special token: it is lower-cased and BPE-encoded in pieces.
+        assert!(!t.content_ids("<|ENDOFTEXT|>").contains(&eos));
+        let size = t.vocab_size() as u32;
+        let teddy = t.add_token("<teddy>").unwrap();
+        assert_eq!(teddy, size);
+        assert_eq!(t.add_token("<teddy>").unwrap(), teddy);
+        assert_eq!(t.content_ids("a <teddy> cat"), vec![a, teddy, cat]);
+        assert_eq!(t.content_ids("a<teddy>cat"), vec![a, teddy, cat]);
+        assert!(!t.content_ids("<Teddy>").contains(&teddy));
+        assert!(matches!(
+            t.add_token(""),
+            Err(ModelError::InvalidInput { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let tmp = TempDir::new("tok-missing");
+        assert!(matches!(
+            ClipTokenizer::load(tmp.path()),
+            Err(ModelError::MissingFile { path }) if path.ends_with("tokenizer.json")
+        ));
+        std::fs::write(tmp.path().join("vocab.json"), vocab_json()).unwrap();
+        assert!(matches!(
+            ClipTokenizer::load(tmp.path()),
+            Err(ModelError::MissingFile { path }) if path.ends_with("merges.txt")
+        ));
+    }
+
+    #[test]
+    fn malformed_files_are_named() {
+        let tmp = TempDir::new("tok-malformed");
+        write_vocab_and_merges(tmp.path(), "#version: 0.2\nc a\nc a t\n");
+        match ClipTokenizer::load(tmp.path()) {
+            Err(ModelError::UnsupportedConfig { path, field, .. }) => {
+                assert!(path.ends_with("merges.txt"));
+                assert_eq!(field, "line 3");
+            }
+            other => panic!("expected UnsupportedConfig, got {other:?}"),
+        }
+        write_vocab_and_merges(tmp.path(), "c a\nca x</w>\n");
+        match ClipTokenizer::load(tmp.path()) {
+            Err(ModelError::UnsupportedConfig { field, value, .. }) => {
+                assert!(field.starts_with("merge 1"));
+                assert!(value.contains("cax</w>"), "{value}");
+            }
+            other => panic!("expected UnsupportedConfig, got {other:?}"),
+        }
+        write_vocab_and_merges(tmp.path(), &merges_text());
+        let config = tmp.path().join("tokenizer_config.json");
+        std::fs::write(&config, r#"{"pad_token": "<pad>"}"#).unwrap();
+        match ClipTokenizer::load(tmp.path()) {
+            Err(ModelError::UnsupportedConfig { path, field, value }) => {
+                assert_eq!(path, config);
+                assert_eq!(field, "pad_token");
+                assert!(value.contains("<pad>"));
+            }
+            other => panic!("expected UnsupportedConfig, got {other:?}"),
+        }
+        std::fs::write(&config, r#"{"model_max_length": 1e30}"#).unwrap();
+        assert!(matches!(
+            ClipTokenizer::load(tmp.path()),
+            Err(ModelError::UnsupportedConfig { field, .. }) if field == "model_max_length"
+        ));
+        std::fs::write(&config, "{").unwrap();
+        assert!(matches!(
+            ClipTokenizer::load(tmp.path()),
+            Err(ModelError::ConfigParse { path, .. }) if path == config
+        ));
+        std::fs::remove_file(&config).unwrap();
+        write_tokenizer_json(tmp.path(), true, "WordPiece");
+        assert!(matches!(
+            ClipTokenizer::load(tmp.path()),
+            Err(ModelError::UnsupportedConfig { field, .. }) if field == "model.type"
+        ));
     }
 }

@@ -77,6 +77,11 @@ impl GpuContext {
         format!("{} ({:?})", info.name, info.backend)
     }
 
+    /// Whether the adapter is a software rasteriser running on the CPU (e.g. Mesa's lavapipe).
+    pub fn is_software(&self) -> bool {
+        self.device.adapter_info().device_type == wgpu::DeviceType::Cpu
+    }
+
     /// Runs `f`, turning any wgpu validation, out-of-memory or internal error it raises into
     /// [`RenderError::Gpu`] instead of wgpu's default panic.
     pub(crate) fn scoped<T>(

@@ -12,6 +12,9 @@ use crate::render::maps::{FeatureMap, ViewFeatures};
 
 /// Invocations per workgroup along x (pixels); must match `@workgroup_size` in the shader.
 const WORKGROUP: u32 = 64;
+/// (view, channel) planes one invocation writes for its pixel: the visibility texel and the
+/// triangle are read once for all of them.
+const PLANES_PER_INVOCATION: u32 = 16;
 
 /// The shader's `Params` uniform.
 #[repr(C)]
@@ -24,7 +27,7 @@ struct Params {
     plane_offset: u32,
     plane_count: u32,
     vertex_count: u32,
-    _pad: u32,
+    planes_per_invocation: u32,
 }
 
 /// The compiled resolve pipeline.
@@ -203,7 +206,9 @@ impl GpuResolver {
                 limit: u32::MAX as u64,
             });
         }
-        let chunk_planes = (self.chunk_bytes / plane_bytes).min(max_groups).min(planes);
+        let chunk_planes = (self.chunk_bytes / plane_bytes)
+            .min(max_groups * PLANES_PER_INVOCATION as u64)
+            .min(planes);
         let chunk_bytes = chunk_planes * plane_bytes;
         let mut data = vec![0.0f32; (planes * pixels) as usize];
 
@@ -271,7 +276,7 @@ impl GpuResolver {
                     plane_offset: first as u32,
                     plane_count: count as u32,
                     vertex_count: features.area() as u32,
-                    _pad: 0,
+                    planes_per_invocation: PLANES_PER_INVOCATION,
                 };
                 ctx.queue()
                     .write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
@@ -280,7 +285,11 @@ impl GpuResolver {
                     let mut cpass = encoder.begin_compute_pass(&Default::default());
                     cpass.set_pipeline(&pass.pipeline);
                     cpass.set_bind_group(0, &bind_group, &[]);
-                    cpass.dispatch_workgroups(groups_x as u32, count as u32, 1);
+                    cpass.dispatch_workgroups(
+                        groups_x as u32,
+                        count.div_ceil(PLANES_PER_INVOCATION as u64) as u32,
+                        1,
+                    );
                 }
                 ctx.queue().submit([encoder.finish()]);
                 ctx.read_back(
