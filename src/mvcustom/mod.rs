@@ -5,6 +5,7 @@ pub mod components;
 pub mod error;
 pub mod pipeline;
 pub mod request;
+pub mod subject;
 pub mod text_to_video;
 
 pub use components::DiffusionComponents;
@@ -14,3 +15,4 @@ pub use request::{
     ClcSettings, DfrSettings, GeneratedViews, GenerationEvent, GenerationRequest, Stage,
     StageTiming, Techniques,
 };
+pub use subject::{Subject, SubjectDefinition, SubjectError};
