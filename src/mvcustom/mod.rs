@@ -2,6 +2,7 @@
 //! loop and the feature renderer — target cameras become the frames of one clip.
 
 pub mod components;
+pub mod compose;
 pub mod error;
 pub mod pipeline;
 pub mod request;
