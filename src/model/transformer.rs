@@ -90,6 +90,7 @@ pub struct BasicTransformerBlock {
     ff: FeedForward,
     pos_embed: Option<Tensor>,
     cross_attention: bool,
+    dim: usize,
 }
 
 /// Shape parameters of a [`BasicTransformerBlock`].
@@ -154,6 +155,7 @@ impl BasicTransformerBlock {
             ff: FeedForward::new(vb.pp("ff"), dim)?,
             pos_embed,
             cross_attention: context_dim.is_some(),
+            dim,
         })
     }
 
@@ -175,6 +177,25 @@ impl BasicTransformerBlock {
         let normed = self.with_positions(&self.norm2.forward(&xs)?, mixer)?;
         let context = if self.cross_attention { context } else { None };
         mixer.attend(&self.attn2, &normed, context)? + xs
+    }
+
+    /// `attn2(norm2 x, context)` without the residual: the block's text cross-attention on
+    /// arbitrary tokens `[groups, n, dim]` (pose-conditioned blocks run their field samples
+    /// through it). `context` is ignored when `attn2` is a second self-attention.
+    pub fn cross_attention(
+        &self,
+        xs: &Tensor,
+        context: &Tensor,
+        settings: &AttentionSettings,
+    ) -> Result<Tensor> {
+        let normed = self.norm2.forward(xs)?;
+        let context = self.cross_attention.then_some(context);
+        self.attn2.forward(&normed, context, settings)
+    }
+
+    /// The token width `dim`.
+    pub fn dim(&self) -> usize {
+        self.dim
     }
 
     /// `x + ff(norm3 x)`: the rest of the block.
@@ -299,6 +320,14 @@ impl Transformer2DModel {
                 (end.clone(), HookKind::SpatialBlock),
             ]
         })
+    }
+
+    /// Each block with its output hook-point name (`<transformer>.transformer_blocks.<i>`).
+    pub fn blocks(&self) -> impl Iterator<Item = (&str, &BasicTransformerBlock)> + '_ {
+        self.block_names
+            .iter()
+            .zip(&self.blocks)
+            .map(|((_, name), block)| (name.as_str(), block))
     }
 
     /// `xs` `[n, c, h, w]` with text `context` `[n, tokens, dim]`; `frames` is only reported to

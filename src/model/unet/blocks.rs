@@ -55,6 +55,11 @@ impl Layers {
         }
     }
 
+    /// The spatial transformers, in execution order.
+    fn transformers(&self) -> &[Transformer2DModel] {
+        &self.attentions
+    }
+
     fn hook_points(&self) -> Vec<(String, HookKind)> {
         let n = self.attentions.len().max(self.motion.len());
         (0..n)
@@ -195,6 +200,11 @@ impl DownBlock {
         })
     }
 
+    /// Whether the block ends with a downsampler (halving the resolution after it).
+    pub(crate) fn downsamples(&self) -> bool {
+        self.downsampler.is_some()
+    }
+
     /// Runs the block, appending each output kept for a skip connection to `skips`.
     pub(crate) fn forward(
         &self,
@@ -219,6 +229,11 @@ impl DownBlock {
     /// Hook points in execution order.
     pub(crate) fn hook_points(&self) -> Vec<(String, HookKind)> {
         self.layers.hook_points()
+    }
+
+    /// The block's spatial transformers, in execution order.
+    pub(crate) fn transformers(&self) -> &[Transformer2DModel] {
+        self.layers.transformers()
     }
 }
 
@@ -276,6 +291,11 @@ impl MidBlock {
     pub(crate) fn hook_points(&self) -> Vec<(String, HookKind)> {
         self.layers.hook_points()
     }
+
+    /// The block's spatial transformers, in execution order.
+    pub(crate) fn transformers(&self) -> &[Transformer2DModel] {
+        self.layers.transformers()
+    }
 }
 
 /// `CrossAttnUpBlock2D` (with transformers) or `UpBlock2D`.
@@ -328,6 +348,11 @@ impl UpBlock {
         })
     }
 
+    /// Whether the block ends with an upsampler (doubling the resolution after it).
+    pub(crate) fn upsamples(&self) -> bool {
+        self.upsampler.is_some()
+    }
+
     /// Number of skip connections the block consumes.
     pub(crate) fn skips_used(&self) -> usize {
         self.layers.resnets.len()
@@ -360,5 +385,10 @@ impl UpBlock {
     /// Hook points in execution order.
     pub(crate) fn hook_points(&self) -> Vec<(String, HookKind)> {
         self.layers.hook_points()
+    }
+
+    /// The block's spatial transformers, in execution order.
+    pub(crate) fn transformers(&self) -> &[Transformer2DModel] {
+        self.layers.transformers()
     }
 }

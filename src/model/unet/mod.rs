@@ -39,6 +39,19 @@ use super::hook::{FeatureHook, HookKind, NoHook};
 use super::load::{ComponentDir, ComputeSettings, WeightVariant};
 use super::motion::MotionAttention;
 use super::motion_adapter::{MotionAdapterConfig, MotionModules};
+use super::transformer::{BasicTransformerBlock, Transformer2DModel};
+
+/// One spatial transformer block of a [`UNet`], as [`UNet::spatial_blocks`] lists them.
+#[derive(Clone, Copy, Debug)]
+pub struct SpatialBlockRef<'a> {
+    /// Its output hook-point name (`<transformer>.transformer_blocks.<i>`); the point after
+    /// its attentions is this name plus `.attn2`.
+    pub name: &'a str,
+    /// Its resolution level: the latent grid downsampled `2^level` times.
+    pub level: usize,
+    /// The block itself (its text cross-attention is reused by pose-conditioned blocks).
+    pub block: &'a BasicTransformerBlock,
+}
 
 /// The UNet, with or without motion modules.
 #[derive(Clone, Debug)]
@@ -221,6 +234,48 @@ impl UNet {
         points.extend(self.mid.iter().flat_map(|b| b.hook_points()));
         points.extend(self.up.iter().flat_map(|b| b.hook_points()));
         points
+    }
+
+    /// Every spatial transformer block (`BasicTransformerBlock`) in execution order, with its
+    /// hook name and its resolution level (`k`: the block sees the latent grid downsampled
+    /// `2^k` times; for SD-1.5 at 64² latents the 32² blocks are level 1, the 16² level 2).
+    pub fn spatial_blocks(&self) -> Vec<SpatialBlockRef<'_>> {
+        fn collect<'a>(
+            found: &mut Vec<SpatialBlockRef<'a>>,
+            transformers: &'a [Transformer2DModel],
+            level: usize,
+        ) {
+            for transformer in transformers {
+                found.extend(transformer.blocks().map(|(name, block)| SpatialBlockRef {
+                    name,
+                    level,
+                    block,
+                }));
+            }
+        }
+        let mut found = Vec::new();
+        let mut level = 0;
+        for block in &self.down {
+            collect(&mut found, block.transformers(), level);
+            level += usize::from(block.downsamples());
+        }
+        if let Some(mid) = &self.mid {
+            collect(&mut found, mid.transformers(), level);
+        }
+        for block in &self.up {
+            collect(&mut found, block.transformers(), level);
+            level = level.saturating_sub(usize::from(block.upsamples()));
+        }
+        found
+    }
+
+    /// The spatial transformer block whose output hook point is `name`, e.g.
+    /// `mid_block.attentions.0.transformer_blocks.0`.
+    pub fn transformer_block(&self, name: &str) -> Option<&BasicTransformerBlock> {
+        self.spatial_blocks()
+            .into_iter()
+            .find(|b| b.name == name)
+            .map(|b| b.block)
     }
 
     /// Predicts the noise (or whatever the checkpoint was trained on) for `sample`.

@@ -1,0 +1,496 @@
+//! Rendering the pose blocks' fields for a set of target cameras and prompts, and the feature
+//! hook that fuses the rendered features into the UNet at each carrying block
+//! (`x = Fuse([x, r])` after the block's text cross-attention, before its feed-forward).
+//!
+//! Rendered features do not depend on the noisy latents or the timestep: inference renders
+//! them once per (target cameras, prompt) and reuses them at every step; training renders
+//! them every step (with jitter) so gradients reach the fields.
+//!
+//! **Classifier-free guidance.** The UNet batch under guidance is `[uncond; text]`. Render
+//! with the same two conditioning rows (`[negative; prompt]`): each half's fields then attend
+//! to that half's own text, while both halves see the subject's reference features, so the
+//! guidance contrasts the prompts and never removes the subject's pose conditioning. Passing a
+//! single conditioning row instead uses the same rendered features for every batch item.
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+
+use super::blocks::{PoseBlock, PoseBlocks, level_grid};
+use super::field::{FieldOutput, TextConditioning};
+use super::geometry::{Jitter, ReferenceGrid, sample_geometry};
+use super::reference::ReferenceFeatures;
+use crate::camera::PinholeCamera;
+use crate::model::attention::AttentionSettings;
+use crate::model::hook::{FeatureHook, HookKind, HookPoint};
+use crate::model::transformer::BasicTransformerBlock;
+use crate::model::unet::UNet;
+use crate::model::{ModelError, Result};
+
+/// A carrying block's own text cross-attention (`attn2(norm2 ·, text)`) with one prompt: the
+/// [`TextConditioning`] of its field.
+pub struct BlockText<'a> {
+    block: &'a BasicTransformerBlock,
+    context: Tensor,
+    settings: AttentionSettings,
+}
+
+impl<'a> BlockText<'a> {
+    /// The cross-attention of `block` to `context` `[1, tokens, D]`.
+    pub fn new(
+        block: &'a BasicTransformerBlock,
+        context: Tensor,
+        settings: AttentionSettings,
+    ) -> Self {
+        Self {
+            block,
+            context,
+            settings,
+        }
+    }
+}
+
+impl TextConditioning for BlockText<'_> {
+    fn attend(&self, tokens: &Tensor) -> candle_core::Result<Tensor> {
+        self.block
+            .cross_attention(tokens, &self.context, &self.settings)
+    }
+}
+
+/// What to render: reference features with their cameras, target cameras, the latent size
+/// and the prompt(s).
+pub struct RenderRequest<'a> {
+    /// Reference features per block, `[views, C, h, w]`.
+    pub references: &'a ReferenceFeatures,
+    /// The reference cameras, in the normalised scene.
+    pub reference_cameras: &'a [PinholeCamera],
+    /// The target cameras (the frames), in the normalised scene.
+    pub targets: &'a [PinholeCamera],
+    /// The latent grid `(height, width)` of the generated views.
+    pub latent_size: (usize, usize),
+    /// Text conditioning `[G, tokens, D]`: one row per batch item (`[uncond; text]` under
+    /// guidance) or a single row for all.
+    pub conditioning: &'a Tensor,
+}
+
+/// Per pose block, what its field rendered for every (conditioning row, target view), rows
+/// ordered like the UNet batch (`row · views + view`).
+#[derive(Clone, Debug, Default)]
+pub struct RenderedFeatures {
+    per_block: BTreeMap<String, RenderedBlock>,
+}
+
+/// One block's renders.
+#[derive(Clone, Debug)]
+pub struct RenderedBlock {
+    /// Features `[G·F, C, h, w]`.
+    pub features: Tensor,
+    /// Accumulated opacity `[G·F, h, w]`.
+    pub opacity: Tensor,
+    /// Colour `[G·F, 3, h, w]`.
+    pub rgb: Tensor,
+}
+
+impl RenderedFeatures {
+    /// The renders of the block named `name`.
+    pub fn get(&self, name: &str) -> Option<&RenderedBlock> {
+        self.per_block.get(name)
+    }
+
+    /// Every block's renders, by block name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &RenderedBlock)> {
+        self.per_block.iter().map(|(n, r)| (n.as_str(), r))
+    }
+}
+
+impl PoseBlock {
+    /// Renders this block's field for one target view: rays through the centres (or, with
+    /// jitter, random points) of the `grid` `(h, w)` cells of `target`, from reference
+    /// features `[views, C, hr, wr]` seen by `reference_cameras`.
+    pub fn render_view(
+        &self,
+        reference: &Tensor,
+        reference_cameras: &[PinholeCamera],
+        target: &PinholeCamera,
+        grid: (usize, usize),
+        text: &dyn TextConditioning,
+        jitter: &mut Jitter<'_>,
+    ) -> Result<FieldOutput> {
+        let (views, c, hr, wr) = reference.dims4()?;
+        if views != reference_cameras.len() || c != self.channels() {
+            return Err(ModelError::InvalidInput {
+                name: format!("reference features of `{}`", self.name()),
+                reason: format!(
+                    "shape {:?} for {} cameras and width {}",
+                    reference.dims(),
+                    reference_cameras.len(),
+                    self.channels()
+                ),
+            });
+        }
+        let tokens = reference
+            .permute((0, 2, 3, 1))?
+            .reshape((views, hr * wr, c))?;
+        let references = ReferenceGrid {
+            cameras: reference_cameras,
+            width: wr as u32,
+            height: hr as u32,
+        };
+        let (h, w) = grid;
+        let geometry = sample_geometry(
+            self.field().sampling(),
+            target,
+            w as u32,
+            h as u32,
+            0,
+            h * w,
+            &references,
+            jitter,
+        );
+        Ok(self.field().render(&tokens, &geometry, text)?)
+    }
+}
+
+/// Renders every pose block for every conditioning row and target view of `request`.
+pub fn render_features(
+    unet: &UNet,
+    blocks: &PoseBlocks,
+    request: &RenderRequest<'_>,
+    jitter: &mut Jitter<'_>,
+) -> Result<RenderedFeatures> {
+    let rows = request.conditioning.dim(0)?;
+    let mut per_block = BTreeMap::new();
+    for block in blocks.blocks() {
+        let name = block.name();
+        let carrier = unet
+            .transformer_block(name)
+            .ok_or_else(|| ModelError::InvalidInput {
+                name: "pose blocks".into(),
+                reason: format!("block `{name}` is not in this UNet"),
+            })?;
+        let reference = request
+            .references
+            .get(name)
+            .ok_or_else(|| ModelError::InvalidInput {
+                name: "reference features".into(),
+                reason: format!("none for block `{name}`"),
+            })?;
+        let (h, w) = level_grid(request.latent_size.0, request.latent_size.1, block.level());
+        let (mut features, mut opacity, mut rgb) = (Vec::new(), Vec::new(), Vec::new());
+        for row in 0..rows {
+            let context = request
+                .conditioning
+                .narrow(0, row, 1)?
+                .to_dtype(reference.dtype())?;
+            let text = BlockText::new(carrier, context, unet.attention_settings());
+            for target in request.targets {
+                let out = block.render_view(
+                    reference,
+                    request.reference_cameras,
+                    target,
+                    (h, w),
+                    &text,
+                    jitter,
+                )?;
+                let c = block.channels();
+                features.push(out.features.reshape((h, w, c))?.permute((2, 0, 1))?);
+                opacity.push(out.opacity.reshape((h, w))?);
+                rgb.push(out.rgb.reshape((h, w, 3))?.permute((2, 0, 1))?);
+            }
+        }
+        per_block.insert(
+            name.to_string(),
+            RenderedBlock {
+                features: Tensor::stack(&features, 0)?.contiguous()?,
+                opacity: Tensor::stack(&opacity, 0)?,
+                rgb: Tensor::stack(&rgb, 0)?.contiguous()?,
+            },
+        );
+    }
+    Ok(RenderedFeatures { per_block })
+}
+
+/// The feature hook that makes the UNet's carrying blocks pose-conditioned: at
+/// `<block>.attn2` it replaces the tokens `x` with `Fuse([x, r])`, `r` the block's rendered
+/// features.
+pub struct PoseBlockHook<'a> {
+    blocks: &'a PoseBlocks,
+    rendered: &'a RenderedFeatures,
+}
+
+impl<'a> PoseBlockHook<'a> {
+    /// Fuses `rendered` into the blocks of `blocks`.
+    pub fn new(blocks: &'a PoseBlocks, rendered: &'a RenderedFeatures) -> Self {
+        Self { blocks, rendered }
+    }
+
+    fn block_at(&self, point: &HookPoint<'_>) -> Option<(&'a PoseBlock, &'a RenderedBlock)> {
+        if point.kind != HookKind::SpatialCrossAttention {
+            return None;
+        }
+        let name = point.name.strip_suffix(".attn2")?;
+        Some((self.blocks.get(name)?, self.rendered.get(name)?))
+    }
+}
+
+impl FeatureHook for PoseBlockHook<'_> {
+    fn wants(&self, point: &HookPoint<'_>) -> bool {
+        self.block_at(point).is_some()
+    }
+
+    fn on_features(&mut self, point: &HookPoint<'_>, features: &Tensor) -> Result<Option<Tensor>> {
+        let Some((block, rendered)) = self.block_at(point) else {
+            return Ok(None);
+        };
+        let n = features.dim(0)?;
+        let r = &rendered.features;
+        let m = r.dim(0)?;
+        let r = if m == n {
+            r.clone()
+        } else if m > 0 && n % m == 0 {
+            r.repeat((n / m, 1, 1, 1))?
+        } else {
+            return Err(ModelError::InvalidInput {
+                name: format!("rendered features of `{}`", block.name()),
+                reason: format!("{m} renders for a batch of {n} images"),
+            });
+        };
+        if r.dims()[1..] != features.dims()[1..] {
+            return Err(ModelError::InvalidInput {
+                name: format!("rendered features of `{}`", block.name()),
+                reason: format!(
+                    "shape {:?}, the block's features are {:?}",
+                    r.dims(),
+                    features.dims()
+                ),
+            });
+        }
+        let r = r.to_dtype(features.dtype())?;
+        let fused = block.fuse().forward(
+            &features.permute((0, 2, 3, 1))?.contiguous()?,
+            &r.permute((0, 2, 3, 1))?.contiguous()?,
+        )?;
+        Ok(Some(fused.permute((0, 3, 1, 2))?.contiguous()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera::{ImageSize, Intrinsics, look_at};
+    use crate::model::pose::{PoseConfig, fresh_parameters};
+    use crate::model::test_support::max_abs_diff;
+    use crate::model::{ComputeSettings, WeightVariant};
+    use candle_core::{DType, Device};
+    use candle_nn::{VarBuilder, VarMap};
+    use glam::Vec3;
+    use std::path::PathBuf;
+
+    fn fixture(case: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/parity")
+            .join(case)
+    }
+
+    fn motion_unet() -> UNet {
+        let dir = fixture("motion_unet_tiny");
+        UNet::load(
+            &dir.join("unet"),
+            Some(&dir.join("motion_adapter")),
+            WeightVariant::Full,
+            &ComputeSettings::default(),
+        )
+        .unwrap()
+    }
+
+    /// A camera on the unit sphere looking at the origin (the normalised scene).
+    fn camera(angle: f32) -> PinholeCamera {
+        let k = Intrinsics::from_vertical_fov(0.8, 64, 64).unwrap();
+        let eye = Vec3::new(angle.sin(), 0.2, angle.cos()).normalize();
+        look_at(eye, Vec3::ZERO, Vec3::Y, k, ImageSize::new(64, 64).unwrap()).unwrap()
+    }
+
+    /// The fuse weight of `block` in `varmap`.
+    fn set_fuse(varmap: &VarMap, block: &PoseBlock, weight: &Tensor) {
+        let data = varmap.data().lock().unwrap();
+        let name = format!("pose_blocks.{}.fuse.weight", block.name());
+        data[&name].set(weight).unwrap();
+    }
+
+    #[test]
+    fn levels_follow_the_downsamplers() {
+        let unet = motion_unet();
+        let found: Vec<(String, usize)> = unet
+            .spatial_blocks()
+            .iter()
+            .map(|b| (b.name.to_string(), b.level))
+            .collect();
+        let expect = |n: &str, l| (format!("{n}.transformer_blocks.0"), l);
+        assert_eq!(
+            found,
+            vec![
+                expect("down_blocks.0.attentions.0", 0),
+                expect("down_blocks.0.attentions.1", 0),
+                expect("mid_block.attentions.0", 1),
+                expect("up_blocks.1.attentions.0", 0),
+                expect("up_blocks.1.attentions.1", 0),
+                expect("up_blocks.1.attentions.2", 0),
+            ]
+        );
+        // The default placement (levels 1 and 2) selects the mid block only on this UNet.
+        let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
+        let blocks = PoseBlocks::new(vb.clone(), &unet, &PoseConfig::default()).unwrap();
+        let names: Vec<&str> = blocks.blocks().iter().map(|b| b.name()).collect();
+        assert_eq!(names, ["mid_block.attentions.0.transformer_blocks.0"]);
+        assert_eq!(blocks.blocks()[0].channels(), 64);
+        let none = PoseConfig {
+            levels: vec![4],
+            ..Default::default()
+        };
+        assert!(PoseBlocks::new(vb, &unet, &none).is_err());
+    }
+
+    #[test]
+    fn fresh_pose_blocks_leave_the_unet_unchanged() {
+        let unet = motion_unet();
+        let device = Device::Cpu;
+        let config = PoseConfig {
+            levels: vec![0, 1],
+            ..Default::default()
+        };
+        let varmap = fresh_parameters(&unet, &config, 5, DType::F32, &device).unwrap();
+        // Inference builds from plain tensors (as loaded from a subject file): no gradient
+        // tracking, so the UNet's layers take their inference paths.
+        let weights = crate::train::snapshot(&varmap, DType::F32).unwrap();
+        let blocks = PoseBlocks::new(
+            VarBuilder::from_tensors(weights, DType::F32, &device),
+            &unet,
+            &config,
+        )
+        .unwrap();
+        assert_eq!(blocks.blocks().len(), 6);
+
+        let reference_latents = Tensor::randn(0f32, 1.0, (2, 4, 8, 8), &device).unwrap();
+        let prompt = Tensor::randn(0f32, 1.0, (1, 7, 32), &device).unwrap();
+        let references =
+            ReferenceFeatures::compute(&unet, &blocks, &reference_latents, &prompt).unwrap();
+        assert_eq!(references.views(), 2);
+        assert_eq!(
+            references
+                .get("mid_block.attentions.0.transformer_blocks.0")
+                .unwrap()
+                .dims(),
+            &[2, 64, 4, 4]
+        );
+        let reference_cameras = [camera(-0.6), camera(0.6)];
+        let targets = [camera(-0.3), camera(0.0), camera(0.3)];
+        // Guidance batch [uncond; text].
+        let conditioning = Tensor::randn(0f32, 1.0, (2, 7, 32), &device).unwrap();
+        let request = RenderRequest {
+            references: &references,
+            reference_cameras: &reference_cameras,
+            targets: &targets,
+            latent_size: (8, 8),
+            conditioning: &conditioning,
+        };
+        let rendered = render_features(&unet, &blocks, &request, &mut Jitter::None).unwrap();
+        let mid = rendered
+            .get("mid_block.attentions.0.transformer_blocks.0")
+            .unwrap();
+        assert_eq!(mid.features.dims(), &[6, 64, 4, 4]);
+        // The zero decoder renders non-zero features: the identity fuse is what hides them.
+        assert!(
+            mid.features
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                > 0.0
+        );
+
+        let sample = Tensor::randn(0f32, 1.0, (2, 4, 3, 8, 8), &device).unwrap();
+        let t = Tensor::new(&[500f32], &device).unwrap();
+        let context = conditioning.repeat((1, 1, 1)).unwrap();
+        let plain = unet.forward(&sample, &t, &context, None).unwrap();
+        let mut hook = PoseBlockHook::new(&blocks, &rendered);
+        let posed = unet
+            .forward(&sample, &t, &context, Some(&mut hook))
+            .unwrap();
+        // Identical up to f32 rounding: within 1e-6 of the output's magnitude.
+        let scale = plain
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let diff = max_abs_diff(&plain, &posed);
+        assert!(diff <= 1e-6 * scale.max(1.0), "{diff} at scale {scale}");
+
+        // A fuse that lets the rendered features in changes the output: the hook is live.
+        let block = &blocks.blocks()[2];
+        let c = block.channels();
+        let open = Tensor::cat(
+            &[
+                Tensor::eye(c, DType::F32, &device).unwrap(),
+                (Tensor::eye(c, DType::F32, &device).unwrap() * 0.5).unwrap(),
+            ],
+            1,
+        )
+        .unwrap();
+        set_fuse(&varmap, block, &open);
+        let trained = PoseBlocks::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &device),
+            &unet,
+            &config,
+        )
+        .unwrap();
+        let mut hook = PoseBlockHook::new(&trained, &rendered);
+        let opened = unet
+            .forward(&sample, &t, &context, Some(&mut hook))
+            .unwrap();
+        assert!(max_abs_diff(&plain, &opened) > 1e-3);
+    }
+
+    #[test]
+    fn mismatched_renders_are_rejected() {
+        let unet = motion_unet();
+        let device = Device::Cpu;
+        let config = PoseConfig::default();
+        let varmap = fresh_parameters(&unet, &config, 1, DType::F32, &device).unwrap();
+        let blocks = PoseBlocks::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &device),
+            &unet,
+            &config,
+        )
+        .unwrap();
+        let latents = Tensor::randn(0f32, 1.0, (1, 4, 8, 8), &device).unwrap();
+        let prompt = Tensor::randn(0f32, 1.0, (1, 7, 32), &device).unwrap();
+        let references = ReferenceFeatures::compute(&unet, &blocks, &latents, &prompt).unwrap();
+        let request = RenderRequest {
+            references: &references,
+            reference_cameras: &[camera(0.0)],
+            targets: &[camera(0.1), camera(0.2)],
+            latent_size: (8, 8),
+            conditioning: &prompt,
+        };
+        let rendered = render_features(&unet, &blocks, &request, &mut Jitter::None).unwrap();
+        // Rendered for 2 views, run with 3 frames.
+        let sample = Tensor::randn(0f32, 1.0, (1, 4, 3, 8, 8), &device).unwrap();
+        let t = Tensor::new(&[10f32], &device).unwrap();
+        let mut hook = PoseBlockHook::new(&blocks, &rendered);
+        let err = unet
+            .forward(&sample, &t, &prompt, Some(&mut hook))
+            .unwrap_err();
+        assert!(matches!(err, ModelError::InvalidInput { .. }), "{err}");
+        // Reference features from 1 view with 2 cameras.
+        let two = [camera(0.0), camera(0.5)];
+        let bad = RenderRequest {
+            reference_cameras: &two,
+            ..request
+        };
+        assert!(render_features(&unet, &blocks, &bad, &mut Jitter::None).is_err());
+    }
+}
