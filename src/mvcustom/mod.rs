@@ -7,6 +7,7 @@ pub mod error;
 pub mod pipeline;
 pub mod request;
 pub mod subject;
+pub mod subject_weights;
 pub mod text_to_video;
 
 pub use components::DiffusionComponents;
@@ -17,3 +18,4 @@ pub use request::{
     StageTiming, Techniques,
 };
 pub use subject::{Subject, SubjectDefinition, SubjectError};
+pub use subject_weights::SubjectWeights;

@@ -1,0 +1,278 @@
+//! A subject's learned weights: every pose-block parameter (`pose_blocks.<block>.…`) plus the
+//! embedding row of its prompt token (`token_embedding`, `[D]`), in one small safetensors
+//! file beside the subject definition, written atomically.
+//!
+//! The weights live in a `VarMap` (f32), so the same object is what customization trains
+//! and what generation reads.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+
+use super::error::Result;
+use crate::model::pose::{PoseBlocks, PoseConfig, fresh_parameters, parameter_shapes};
+use crate::model::unet::UNet;
+use crate::model::{ModelError, Weights};
+use crate::train::{load_tensors, named_vars, save_tensors_atomic, snapshot, take_tensor};
+
+/// Name of the subject token's embedding row in the weights file.
+pub const TOKEN_EMBEDDING: &str = "token_embedding";
+
+/// The trainable weights of one subject.
+pub struct SubjectWeights {
+    varmap: VarMap,
+    config: PoseConfig,
+}
+
+impl std::fmt::Debug for SubjectWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubjectWeights")
+            .field("config", &self.config)
+            .field("tensors", &self.varmap.all_vars().len())
+            .finish()
+    }
+}
+
+fn lock_error() -> candle_core::Error {
+    candle_core::Error::Msg("variable map lock poisoned".into())
+}
+
+impl SubjectWeights {
+    /// Fresh weights for `unet` (see [`fresh_parameters`]: per-view MLPs Kaiming-uniform,
+    /// decoders zero, fusions `[I | 0]`, seeded) with the token row starting at `token_init`
+    /// `[D]` (typically the embedding of the class word's token).
+    pub fn fresh(
+        unet: &UNet,
+        config: &PoseConfig,
+        token_init: &Tensor,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let varmap = fresh_parameters(unet, config, seed, DType::F32, device)?;
+        let row = token_init
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_device(device)?;
+        varmap
+            .data()
+            .lock()
+            .map_err(|_| lock_error())?
+            .insert(TOKEN_EMBEDDING.to_string(), Var::from_tensor(&row)?);
+        Ok(Self {
+            varmap,
+            config: config.clone(),
+        })
+    }
+
+    /// Loads the weights file `path` for `unet`, `config` and a text encoder of width
+    /// `token_dim`. A missing tensor, a tensor of the wrong shape or one that does not belong
+    /// to this configuration is an error naming the file and the tensor.
+    pub fn load(
+        path: &Path,
+        unet: &UNet,
+        config: &PoseConfig,
+        token_dim: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut tensors = load_tensors(path, device)?;
+        let mut expected = parameter_shapes(unet, config)?;
+        expected.push((TOKEN_EMBEDDING.to_string(), vec![token_dim]));
+        let known: HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+        let mut unexpected: Vec<&String> =
+            tensors.keys().filter(|n| !known.contains(n.as_str())).collect();
+        unexpected.sort();
+        if let Some(name) = unexpected.first() {
+            return Err(ModelError::InvalidInput {
+                name: format!("{} tensor `{name}`", path.display()),
+                reason: format!(
+                    "is not a weight of pose blocks at levels {:?} (trained with another placement?)",
+                    config.levels
+                ),
+            }
+            .into());
+        }
+        let varmap = VarMap::new();
+        {
+            let mut data = varmap.data().lock().map_err(|_| lock_error())?;
+            for (name, shape) in &expected {
+                let tensor = take_tensor(&tensors, name, shape, path)?.to_dtype(DType::F32)?;
+                data.insert(name.clone(), Var::from_tensor(&tensor)?);
+            }
+        }
+        tensors.clear();
+        Ok(Self {
+            varmap,
+            config: config.clone(),
+        })
+    }
+
+    /// Writes every weight to `path` (safetensors, f32), atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        Ok(save_tensors_atomic(path, &self.tensors()?)?)
+    }
+
+    /// The weights as plain named tensors (f32 copies detached from training).
+    pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
+        Ok(snapshot(&self.varmap, DType::F32)?
+            .into_iter()
+            .map(|(n, t)| Ok((n, t.detach().copy()?)))
+            .collect::<candle_core::Result<_>>()?)
+    }
+
+    /// The placement and sampling settings.
+    pub fn config(&self) -> &PoseConfig {
+        &self.config
+    }
+
+    /// Pose blocks sharing these weights' variables (training: optimiser updates are seen).
+    pub fn trainable_pose_blocks(&self, unet: &UNet) -> Result<PoseBlocks> {
+        let device = self.device();
+        let vb = VarBuilder::from_varmap(&self.varmap, DType::F32, &device);
+        Ok(PoseBlocks::new(vb, unet, &self.config)?)
+    }
+
+    /// Pose blocks over detached copies in `dtype` (inference: no gradient tracking).
+    pub fn pose_blocks(&self, unet: &UNet, dtype: DType) -> Result<PoseBlocks> {
+        let weights = Weights {
+            vb: VarBuilder::from_tensors(self.tensors()?, dtype, &self.device()),
+            files: Vec::new(),
+        };
+        Ok(weights.build(|vb| PoseBlocks::new(vb, unet, &self.config))?)
+    }
+
+    /// The subject token's embedding row `[D]` (tracked: gradients reach it in training).
+    pub fn token_embedding(&self) -> Result<Tensor> {
+        let data = self.varmap.data().lock().map_err(|_| lock_error())?;
+        let var = data
+            .get(TOKEN_EMBEDDING)
+            .ok_or_else(|| ModelError::MissingTensor {
+                tensor: TOKEN_EMBEDDING.into(),
+                files: Vec::new(),
+            })?;
+        Ok(var.as_tensor().clone())
+    }
+
+    /// Every trainable variable with its name, sorted (what the optimiser updates).
+    pub fn trainable(&self) -> Result<Vec<(String, Var)>> {
+        Ok(named_vars(&self.varmap)?)
+    }
+
+    fn device(&self) -> Device {
+        self.varmap
+            .all_vars()
+            .first()
+            .map(|v| v.device().clone())
+            .unwrap_or(Device::Cpu)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ComputeSettings, WeightVariant};
+    use std::path::PathBuf;
+
+    fn motion_unet() -> UNet {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/parity/motion_unet_tiny");
+        UNet::load(
+            &dir.join("unet"),
+            Some(&dir.join("motion_adapter")),
+            WeightVariant::Full,
+            &ComputeSettings::default(),
+        )
+        .unwrap()
+    }
+
+    struct Scratch(PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch() -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "mvcustom-subject-weights-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    #[test]
+    fn weights_round_trip_and_bad_files_name_the_tensor() {
+        let unet = motion_unet();
+        let device = Device::Cpu;
+        let config = PoseConfig {
+            levels: vec![0, 1],
+            ..Default::default()
+        };
+        let token = Tensor::arange(0f32, 32.0, &device).unwrap();
+        let weights = SubjectWeights::fresh(&unet, &config, &token, 3, &device).unwrap();
+        let dir = scratch();
+        let path = dir.0.join("teddy.safetensors");
+        weights.save(&path).unwrap();
+        let saved = weights.tensors().unwrap();
+        let mid = "pose_blocks.mid_block.attentions.0.transformer_blocks.0";
+        // Fresh: decoder zero, fusion [I | 0], MLP weights within PyTorch's fan-in bound.
+        let decoder = &saved[&format!("{mid}.field.decoder.weight")];
+        assert_eq!(decoder.dims(), &[4, 64]);
+        assert_eq!(decoder.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+        let fuse = saved[&format!("{mid}.fuse.weight")].to_vec2::<f32>().unwrap();
+        assert_eq!((fuse[3][3], fuse[3][4], fuse[3][67]), (1.0, 0.0, 0.0));
+        let mlp = &saved[&format!("{mid}.field.view_mlp.0.weight")];
+        assert_eq!(mlp.dims(), &[64, 64 + 198]);
+        let bound = 1.0 / ((64 + 198) as f32).sqrt();
+        let max = mlp.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(max > 0.5 * bound && max <= bound + 1e-6, "{max} vs {bound}");
+
+        let loaded = SubjectWeights::load(&path, &unet, &config, 32, &device).unwrap();
+        let back = loaded.tensors().unwrap();
+        assert_eq!(back.len(), saved.len());
+        for (name, t) in &saved {
+            let diff = (t - &back[name]).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{name}");
+        }
+        assert_eq!(
+            loaded.token_embedding().unwrap().to_vec1::<f32>().unwrap(),
+            token.to_vec1::<f32>().unwrap()
+        );
+        // Inference blocks build from the loaded weights.
+        assert_eq!(loaded.pose_blocks(&unet, DType::F32).unwrap().blocks().len(), 6);
+
+        // A missing tensor.
+        let mut edited = saved.clone();
+        edited.remove(&format!("{mid}.fuse.weight"));
+        save_tensors_atomic(&path, &edited).unwrap();
+        let err = SubjectWeights::load(&path, &unet, &config, 32, &device).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(&err, crate::mvcustom::MvError::Model(ModelError::MissingTensor { tensor, files })
+                if tensor == &format!("{mid}.fuse.weight") && files == &vec![path.clone()]),
+            "{text}"
+        );
+        // A wrong shape (the token row of another text encoder).
+        let mut edited = saved.clone();
+        edited.insert(TOKEN_EMBEDDING.into(), Tensor::zeros(16, DType::F32, &device).unwrap());
+        save_tensors_atomic(&path, &edited).unwrap();
+        let err = SubjectWeights::load(&path, &unet, &config, 32, &device).unwrap_err();
+        assert!(
+            matches!(&err, crate::mvcustom::MvError::Model(ModelError::ShapeMismatch { tensor, expected, found, .. })
+                if tensor == TOKEN_EMBEDDING && expected == &vec![32] && found == &vec![16]),
+            "{err}"
+        );
+        // Weights of another placement: the default levels have only the mid block here.
+        save_tensors_atomic(&path, &saved).unwrap();
+        let err =
+            SubjectWeights::load(&path, &unet, &PoseConfig::default(), 32, &device).unwrap_err();
+        assert!(err.to_string().contains("down_blocks.0"), "{err}");
+        // Not a weights file at all.
+        std::fs::write(&path, b"not safetensors").unwrap();
+        assert!(SubjectWeights::load(&path, &unet, &config, 32, &device).is_err());
+    }
+}
