@@ -16,6 +16,8 @@ pub mod field;
 pub mod geometry;
 pub mod reference;
 pub mod render;
+#[cfg(test)]
+mod synthetic_tests;
 
 pub use blocks::{
     POSE_PREFIX, PoseBlock, PoseBlocks, PoseConfig, fresh_parameters, level_grid, parameter_shapes,
