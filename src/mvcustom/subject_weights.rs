@@ -80,8 +80,10 @@ impl SubjectWeights {
         let mut expected = parameter_shapes(unet, config)?;
         expected.push((TOKEN_EMBEDDING.to_string(), vec![token_dim]));
         let known: HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-        let mut unexpected: Vec<&String> =
-            tensors.keys().filter(|n| !known.contains(n.as_str())).collect();
+        let mut unexpected: Vec<&String> = tensors
+            .keys()
+            .filter(|n| !known.contains(n.as_str()))
+            .collect();
         unexpected.sort();
         if let Some(name) = unexpected.first() {
             return Err(ModelError::InvalidInput {
@@ -222,13 +224,30 @@ mod tests {
         // Fresh: decoder zero, fusion [I | 0], MLP weights within PyTorch's fan-in bound.
         let decoder = &saved[&format!("{mid}.field.decoder.weight")];
         assert_eq!(decoder.dims(), &[4, 64]);
-        assert_eq!(decoder.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
-        let fuse = saved[&format!("{mid}.fuse.weight")].to_vec2::<f32>().unwrap();
+        assert_eq!(
+            decoder
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+            0.0
+        );
+        let fuse = saved[&format!("{mid}.fuse.weight")]
+            .to_vec2::<f32>()
+            .unwrap();
         assert_eq!((fuse[3][3], fuse[3][4], fuse[3][67]), (1.0, 0.0, 0.0));
         let mlp = &saved[&format!("{mid}.field.view_mlp.0.weight")];
         assert_eq!(mlp.dims(), &[64, 64 + 198]);
         let bound = 1.0 / ((64 + 198) as f32).sqrt();
-        let max = mlp.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let max = mlp
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(max > 0.5 * bound && max <= bound + 1e-6, "{max} vs {bound}");
 
         let loaded = SubjectWeights::load(&path, &unet, &config, 32, &device).unwrap();
@@ -243,7 +262,14 @@ mod tests {
             token.to_vec1::<f32>().unwrap()
         );
         // Inference blocks build from the loaded weights.
-        assert_eq!(loaded.pose_blocks(&unet, DType::F32).unwrap().blocks().len(), 6);
+        assert_eq!(
+            loaded
+                .pose_blocks(&unet, DType::F32)
+                .unwrap()
+                .blocks()
+                .len(),
+            6
+        );
 
         // A missing tensor.
         let mut edited = saved.clone();
@@ -258,7 +284,10 @@ mod tests {
         );
         // A wrong shape (the token row of another text encoder).
         let mut edited = saved.clone();
-        edited.insert(TOKEN_EMBEDDING.into(), Tensor::zeros(16, DType::F32, &device).unwrap());
+        edited.insert(
+            TOKEN_EMBEDDING.into(),
+            Tensor::zeros(16, DType::F32, &device).unwrap(),
+        );
         save_tensors_atomic(&path, &edited).unwrap();
         let err = SubjectWeights::load(&path, &unet, &config, 32, &device).unwrap_err();
         assert!(
