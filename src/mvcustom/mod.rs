@@ -3,6 +3,7 @@
 
 pub mod components;
 pub mod compose;
+pub mod customization;
 pub mod error;
 pub mod pipeline;
 pub mod request;
