@@ -200,3 +200,72 @@ impl ReferenceCache {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::pose::PoseConfig;
+    use crate::model::test_support::{TempDir, max_abs_diff};
+    use crate::model::{ComputeSettings, WeightVariant};
+    use candle_core::Device;
+    use candle_nn::VarBuilder;
+
+    #[test]
+    fn the_cache_round_trips_and_names_missing_tensors() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/parity/motion_unet_tiny");
+        let unet = UNet::load(
+            &dir.join("unet"),
+            Some(&dir.join("motion_adapter")),
+            WeightVariant::Full,
+            &ComputeSettings::default(),
+        )
+        .unwrap();
+        let device = Device::Cpu;
+        let blocks = PoseBlocks::new(
+            VarBuilder::zeros(DType::F32, &device),
+            &unet,
+            &PoseConfig::default(),
+        )
+        .unwrap();
+        let prompt = Tensor::randn(0f32, 1.0, (1, 5, 32), &device).unwrap();
+        let latents = Tensor::randn(0f32, 1.0, (3, 4, 8, 8), &device).unwrap();
+        let references = ReferenceFeatures::compute(&unet, &blocks, &latents, &prompt).unwrap();
+        let zero = Tensor::zeros((1, 4, 8, 8), DType::F32, &device).unwrap();
+        let empty = ReferenceFeatures::compute(&unet, &blocks, &zero, &prompt).unwrap();
+        assert_eq!((references.views(), empty.views()), (3, 1));
+        // Each view is computed on its own: the first view alone gives the same features.
+        let alone =
+            ReferenceFeatures::compute(&unet, &blocks, &latents.narrow(0, 0, 1).unwrap(), &prompt)
+                .unwrap();
+        let name = blocks.blocks()[0].name();
+        let first = references.get(name).unwrap().narrow(0, 0, 1).unwrap();
+        assert!(max_abs_diff(&first, alone.get(name).unwrap()) < 1e-5);
+        assert_eq!(
+            empty.repeated(3).unwrap().get(name).unwrap().dims(),
+            &[3, 64, 4, 4]
+        );
+
+        let tmp = TempDir::new("reference-cache");
+        let path = tmp.path().join("cache.safetensors");
+        let cache = ReferenceCache { references, empty };
+        cache.save(&path).unwrap();
+        let back = ReferenceCache::load(&path, &blocks, &device).unwrap();
+        assert_eq!(
+            max_abs_diff(
+                back.references.get(name).unwrap(),
+                cache.references.get(name).unwrap()
+            ),
+            0.0
+        );
+        let mut tensors = crate::train::load_tensors(&path, &device).unwrap();
+        tensors.remove(&format!("empty.{name}"));
+        crate::train::save_tensors_atomic(&path, &tensors).unwrap();
+        let err = ReferenceCache::load(&path, &blocks, &device).unwrap_err();
+        assert!(
+            matches!(&err, ModelError::MissingTensor { tensor, files }
+                if tensor == &format!("empty.{name}") && files == &vec![path.clone()]),
+            "{err}"
+        );
+    }
+}
