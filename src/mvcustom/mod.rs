@@ -10,6 +10,7 @@ pub mod request;
 pub mod subject;
 pub mod subject_weights;
 pub mod text_to_video;
+pub mod train;
 
 pub use components::DiffusionComponents;
 pub use error::{MvError, Result};

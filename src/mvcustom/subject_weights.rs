@@ -76,7 +76,19 @@ impl SubjectWeights {
         token_dim: usize,
         device: &Device,
     ) -> Result<Self> {
-        let mut tensors = load_tensors(path, device)?;
+        let tensors = load_tensors(path, device)?;
+        Self::from_tensors(&tensors, path, unet, config, token_dim)
+    }
+
+    /// [`SubjectWeights::load`] from tensors already read from `path` (a training checkpoint
+    /// passes its weights here, without its optimiser state).
+    pub fn from_tensors(
+        tensors: &HashMap<String, Tensor>,
+        path: &Path,
+        unet: &UNet,
+        config: &PoseConfig,
+        token_dim: usize,
+    ) -> Result<Self> {
         let mut expected = parameter_shapes(unet, config)?;
         expected.push((TOKEN_EMBEDDING.to_string(), vec![token_dim]));
         let known: HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
@@ -99,11 +111,10 @@ impl SubjectWeights {
         {
             let mut data = varmap.data().lock().map_err(|_| lock_error())?;
             for (name, shape) in &expected {
-                let tensor = take_tensor(&tensors, name, shape, path)?.to_dtype(DType::F32)?;
+                let tensor = take_tensor(tensors, name, shape, path)?.to_dtype(DType::F32)?;
                 data.insert(name.clone(), Var::from_tensor(&tensor)?);
             }
         }
-        tensors.clear();
         Ok(Self {
             varmap,
             config: config.clone(),

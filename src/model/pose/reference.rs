@@ -133,6 +133,27 @@ impl ReferenceFeatures {
         Ok(Self { per_block })
     }
 
+    /// The views `indices` of every block, in that order.
+    pub fn select(&self, indices: &[usize]) -> Result<Self> {
+        let per_block = self
+            .per_block
+            .iter()
+            .map(|(name, t)| {
+                let views = t.dim(0)?;
+                if let Some(bad) = indices.iter().find(|&&i| i >= views) {
+                    return Err(ModelError::InvalidInput {
+                        name: "reference views".into(),
+                        reason: format!("index {bad} of {views} views"),
+                    });
+                }
+                let index: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+                let index = Tensor::from_vec(index, indices.len(), t.device())?;
+                Ok((name.clone(), t.index_select(&index, 0)?))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { per_block })
+    }
+
     /// The features as named tensors `<prefix>.<block>` (for a cache file).
     pub fn to_tensors(&self, prefix: &str, out: &mut HashMap<String, Tensor>) -> Result<()> {
         for (name, t) in &self.per_block {
