@@ -288,9 +288,9 @@ pub fn train_subject(
     };
     let mut optimiser = AdamW::new(weights.trainable()?, settings.optimiser)?;
     if let Some(state) = &state {
-        optimiser
-            .load_state(state)
-            .map_err(|e| crate::model::ModelError::from_weights(e, &[checkpoint.clone()]))?;
+        optimiser.load_state(state).map_err(|e| {
+            crate::model::ModelError::from_weights(e, std::slice::from_ref(&checkpoint))
+        })?;
     }
     let blocks = weights.trainable_pose_blocks(unet)?;
 
