@@ -35,3 +35,8 @@ pub mod prelude {
         Precision, ShotCancelled, ShotDefaults, ShotFailed, ShotFinished, ShotViews,
     };
 }
+
+/// The README's code samples, compiled as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
