@@ -17,7 +17,9 @@ use candle_nn::{VarBuilder, VarMap};
 fn fixtures() -> PathBuf {
     std::env::var_os("MVCUSTOM_PARITY_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity")
+        })
 }
 
 fn io(case: &str) -> HashMap<String, Tensor> {
@@ -27,18 +29,27 @@ fn io(case: &str) -> HashMap<String, Tensor> {
 }
 
 fn load(unet: &Path, adapter: Option<&Path>) -> Result<UNet, ModelError> {
-    UNet::load(unet, adapter, WeightVariant::Full, &ComputeSettings::default())
+    UNet::load(
+        unet,
+        adapter,
+        WeightVariant::Full,
+        &ComputeSettings::default(),
+    )
 }
 
 fn motion_unet() -> UNet {
     let case = fixtures().join("motion_unet_tiny");
-    load(&case.join("unet"), Some(&case.join("motion_adapter")))
-        .unwrap_or_else(|e| panic!("{e}"))
+    load(&case.join("unet"), Some(&case.join("motion_adapter"))).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn run(unet: &UNet, io: &HashMap<String, Tensor>, hook: Option<&mut dyn FeatureHook>) -> Tensor {
-    unet.forward(&io["sample"], &io["timestep"], &io["encoder_hidden_states"], hook)
-        .unwrap_or_else(|e| panic!("{e}"))
+    unet.forward(
+        &io["sample"],
+        &io["timestep"],
+        &io["encoder_hidden_states"],
+        hook,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -59,8 +70,12 @@ impl FeatureHook for Recorder {
         point: &HookPoint<'_>,
         features: &Tensor,
     ) -> bevy_mvcustom::model::Result<Option<Tensor>> {
-        self.seen
-            .push((point.name.to_string(), point.kind, point.frames, features.dims().to_vec()));
+        self.seen.push((
+            point.name.to_string(),
+            point.kind,
+            point.frames,
+            features.dims().to_vec(),
+        ));
         Ok(None)
     }
 }
@@ -73,7 +88,11 @@ fn a_recording_hook_sees_every_named_layer_in_order() {
     let with_hook = run(&unet, &io, Some(&mut recorder));
     // Hand-written from the tiny config: blocks 32 / 64 channels at 16² / 8², two layers per
     // down block, three per up block, no motion mid block, 1 sample of 4 frames.
-    let (s, sc, m) = (HookKind::SpatialBlock, HookKind::SpatialCrossAttention, HookKind::MotionModule);
+    let (s, sc, m) = (
+        HookKind::SpatialBlock,
+        HookKind::SpatialCrossAttention,
+        HookKind::MotionModule,
+    );
     let spatial = |prefix: &str, c: usize, hw: usize| {
         let block = format!("{prefix}.transformer_blocks.0");
         vec![(format!("{block}.attn2"), sc, c, hw), (block, s, c, hw)]
@@ -107,7 +126,11 @@ fn a_recording_hook_sees_every_named_layer_in_order() {
         .collect();
     assert_eq!(seen, expected);
     let listed: Vec<_> = unet.hook_points();
-    let seen_names: Vec<_> = recorder.seen.iter().map(|(n, k, ..)| (n.clone(), *k)).collect();
+    let seen_names: Vec<_> = recorder
+        .seen
+        .iter()
+        .map(|(n, k, ..)| (n.clone(), *k))
+        .collect();
     assert_eq!(listed, seen_names);
     // Observing changes nothing.
     assert_eq!(max_diff(&with_hook, &run(&unet, &io, None)), 0.0);
@@ -146,14 +169,28 @@ fn a_replacing_hook_changes_the_output() {
         "up_blocks.0.motion_modules.2",
         "up_blocks.1.attentions.2.transformer_blocks.0",
     ] {
-        let mut identity = Replace { name, with: |t| Ok(t.clone()), calls: 0 };
+        let mut identity = Replace {
+            name,
+            with: |t| Ok(t.clone()),
+            calls: 0,
+        };
         let same = run(&unet, &io, Some(&mut identity));
         assert_eq!(identity.calls, 1, "{name}");
-        assert!(max_diff(&plain, &same) < 1e-6, "{name}: identity replacement");
-        let mut zero = Replace { name, with: |t| t.zeros_like(), calls: 0 };
+        assert!(
+            max_diff(&plain, &same) < 1e-6,
+            "{name}: identity replacement"
+        );
+        let mut zero = Replace {
+            name,
+            with: |t| t.zeros_like(),
+            calls: 0,
+        };
         let changed = run(&unet, &io, Some(&mut zero));
         assert_eq!(zero.calls, 1, "{name}");
-        assert!(max_diff(&plain, &changed) > 1e-3, "{name}: zeroing had no effect");
+        assert!(
+            max_diff(&plain, &changed) > 1e-3,
+            "{name}: zeroing had no effect"
+        );
     }
 }
 
@@ -167,7 +204,12 @@ fn a_misshapen_replacement_is_an_error() {
         calls: 0,
     };
     let err = unet
-        .forward(&io["sample"], &io["timestep"], &io["encoder_hidden_states"], Some(&mut bad))
+        .forward(
+            &io["sample"],
+            &io["timestep"],
+            &io["encoder_hidden_states"],
+            Some(&mut bad),
+        )
         .err();
     match err {
         Some(ModelError::InvalidInput { name, .. }) => assert!(name.contains("mid_block")),
@@ -182,7 +224,11 @@ fn dense_motion_attention_on_the_whole_unet() {
     let temporal = run(&unet, &io, None);
     unet.set_motion_attention(MotionAttention::Dense { window: Some(0) });
     let window0 = run(&unet, &io, None);
-    assert!(max_diff(&temporal, &window0) < 1e-4, "{}", max_diff(&temporal, &window0));
+    assert!(
+        max_diff(&temporal, &window0) < 1e-4,
+        "{}",
+        max_diff(&temporal, &window0)
+    );
     unet.set_motion_attention(MotionAttention::Dense { window: None });
     let dense = run(&unet, &io, None);
     assert!(max_diff(&temporal, &dense) > 1e-3);
@@ -219,7 +265,9 @@ impl Scratch {
             let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
             let target = dir.join(path.file_name().unwrap_or_default());
             std::fs::copy(&path, &target).unwrap_or_else(|e| panic!("{e}"));
-            let mut perms = std::fs::metadata(&target).unwrap_or_else(|e| panic!("{e}")).permissions();
+            let mut perms = std::fs::metadata(&target)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .permissions();
             #[allow(clippy::permissions_set_readonly_false)]
             perms.set_readonly(false);
             std::fs::set_permissions(&target, perms).unwrap_or_else(|e| panic!("{e}"));
@@ -230,7 +278,8 @@ impl Scratch {
     fn edit_config(&self, edit: impl FnOnce(&mut serde_json::Value)) {
         let path = self.0.join("config.json");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        let mut json: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
         edit(&mut json);
         std::fs::write(&path, json.to_string()).unwrap_or_else(|e| panic!("{e}"));
     }
@@ -277,21 +326,38 @@ fn an_adapter_with_other_channels_is_a_shape_mismatch() {
     let other_layout = other_unet
         .layout(Path::new("other.json"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let config_text = std::fs::read_to_string(adapter.0.join("config.json")).unwrap_or_else(|e| panic!("{e}"));
-    let config: MotionAdapterConfig = serde_json::from_str(&config_text).unwrap_or_else(|e| panic!("{e}"));
+    let config_text =
+        std::fs::read_to_string(adapter.0.join("config.json")).unwrap_or_else(|e| panic!("{e}"));
+    let config: MotionAdapterConfig =
+        serde_json::from_str(&config_text).unwrap_or_else(|e| panic!("{e}"));
     let layout = config
         .layout(Path::new("a.json"), &other_layout)
         .unwrap_or_else(|e| panic!("{e}"));
     let map = VarMap::new();
-    MotionModules::new(VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu), &layout)
+    MotionModules::new(
+        VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu),
+        &layout,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    map.save(adapter.weights())
         .unwrap_or_else(|e| panic!("{e}"));
-    map.save(adapter.weights()).unwrap_or_else(|e| panic!("{e}"));
     adapter.edit_config(|c| c["block_out_channels"] = serde_json::json!([48, 96]));
     match load(&case.join("unet"), Some(&adapter.0)) {
-        Err(ModelError::ShapeMismatch { tensor, files, expected, found }) => {
-            assert!(tensor.starts_with("down_blocks.0.motion_modules.0."), "{tensor}");
+        Err(ModelError::ShapeMismatch {
+            tensor,
+            files,
+            expected,
+            found,
+        }) => {
+            assert!(
+                tensor.starts_with("down_blocks.0.motion_modules.0."),
+                "{tensor}"
+            );
             assert_eq!(files, vec![adapter.weights()]);
-            assert!(expected.contains(&32) && found.contains(&48), "{expected:?} vs {found:?}");
+            assert!(
+                expected.contains(&32) && found.contains(&48),
+                "{expected:?} vs {found:?}"
+            );
         }
         other => panic!("expected ShapeMismatch, got {other:?}"),
     }
@@ -326,16 +392,46 @@ fn wrong_inputs_are_typed_errors() {
     let unet = motion_unet();
     let io = io("motion_unet_tiny");
     let four_d = io["sample"].get(0).unwrap_or_else(|e| panic!("{e}"));
-    let too_many_frames = Tensor::zeros((1, 4, 33, 8, 8), DType::F32, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
-    let narrow_text = io["encoder_hidden_states"].narrow(2, 0, 16).unwrap_or_else(|e| panic!("{e}"));
-    let three_rows = io["encoder_hidden_states"].narrow(0, 0, 3).unwrap_or_else(|e| panic!("{e}"));
+    let too_many_frames =
+        Tensor::zeros((1, 4, 33, 8, 8), DType::F32, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+    let narrow_text = io["encoder_hidden_states"]
+        .narrow(2, 0, 16)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let three_rows = io["encoder_hidden_states"]
+        .narrow(0, 0, 3)
+        .unwrap_or_else(|e| panic!("{e}"));
     let two_steps = Tensor::new(&[1f32, 2.0], &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
     for (sample, t, text, field) in [
-        (&four_d, &io["timestep"], &io["encoder_hidden_states"], "sample"),
-        (&too_many_frames, &io["timestep"], &io["encoder_hidden_states"], "sample"),
-        (&io["sample"], &io["timestep"], &narrow_text, "encoder_hidden_states"),
-        (&io["sample"], &io["timestep"], &three_rows, "encoder_hidden_states"),
-        (&io["sample"], &two_steps, &io["encoder_hidden_states"], "timestep"),
+        (
+            &four_d,
+            &io["timestep"],
+            &io["encoder_hidden_states"],
+            "sample",
+        ),
+        (
+            &too_many_frames,
+            &io["timestep"],
+            &io["encoder_hidden_states"],
+            "sample",
+        ),
+        (
+            &io["sample"],
+            &io["timestep"],
+            &narrow_text,
+            "encoder_hidden_states",
+        ),
+        (
+            &io["sample"],
+            &io["timestep"],
+            &three_rows,
+            "encoder_hidden_states",
+        ),
+        (
+            &io["sample"],
+            &two_steps,
+            &io["encoder_hidden_states"],
+            "timestep",
+        ),
     ] {
         match unet.forward(sample, t, text, None) {
             Err(ModelError::InvalidInput { name, .. }) => assert_eq!(name, field),
@@ -343,7 +439,9 @@ fn wrong_inputs_are_typed_errors() {
         }
     }
     // One text row per sample is repeated for every frame.
-    let one_row = io["encoder_hidden_states"].narrow(0, 0, 1).unwrap_or_else(|e| panic!("{e}"));
+    let one_row = io["encoder_hidden_states"]
+        .narrow(0, 0, 1)
+        .unwrap_or_else(|e| panic!("{e}"));
     let repeated = unet
         .forward(&io["sample"], &io["timestep"], &one_row, None)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -354,7 +452,8 @@ fn wrong_inputs_are_typed_errors() {
 fn sizes_that_do_not_halve_evenly_come_back_unchanged() {
     let unet = load(&fixtures().join("unet_tiny/unet"), None).unwrap_or_else(|e| panic!("{e}"));
     let io = io("unet_tiny");
-    let sample = Tensor::randn(0f32, 1.0, (2, 4, 15, 13), &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+    let sample =
+        Tensor::randn(0f32, 1.0, (2, 4, 15, 13), &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
     let out = unet
         .forward(&sample, &io["timestep"], &io["encoder_hidden_states"], None)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -368,11 +467,24 @@ fn gradients_flow_back_to_the_input() {
     let io = io("motion_unet_tiny");
     let sample = candle_core::Var::from_tensor(&io["sample"]).unwrap_or_else(|e| panic!("{e}"));
     let out = unet
-        .forward(sample.as_tensor(), &io["timestep"], &io["encoder_hidden_states"], None)
+        .forward(
+            sample.as_tensor(),
+            &io["timestep"],
+            &io["encoder_hidden_states"],
+            None,
+        )
         .unwrap_or_else(|e| panic!("{e}"));
-    let grads = out.sqr().and_then(|t| t.sum_all()?.backward()).unwrap_or_else(|e| panic!("{e}"));
-    let grad = grads.get(sample.as_tensor()).unwrap_or_else(|| panic!("no gradient"));
+    let grads = out
+        .sqr()
+        .and_then(|t| t.sum_all()?.backward())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let grad = grads
+        .get(sample.as_tensor())
+        .unwrap_or_else(|| panic!("no gradient"));
     assert_eq!(grad.dims(), io["sample"].dims());
-    let norm = grad.sqr().and_then(|t| t.sum_all()?.to_scalar::<f32>()).unwrap_or_else(|e| panic!("{e}"));
+    let norm = grad
+        .sqr()
+        .and_then(|t| t.sum_all()?.to_scalar::<f32>())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(norm.is_finite() && norm > 0.0);
 }

@@ -66,7 +66,11 @@ impl FeatureHook for NoHook {
         false
     }
 
-    fn on_features(&mut self, _point: &HookPoint<'_>, _features: &Tensor) -> Result<Option<Tensor>> {
+    fn on_features(
+        &mut self,
+        _point: &HookPoint<'_>,
+        _features: &Tensor,
+    ) -> Result<Option<Tensor>> {
         Ok(None)
     }
 }

@@ -116,13 +116,21 @@ impl MotionModule {
         let normed = self.norm.forward(&clip)?;
         let (tokens, mixer): (Tensor, Box<dyn TokenMixer + '_>) = match mode {
             MotionAttention::Temporal => (
-                normed.permute((0, 3, 4, 2, 1))?.reshape((b * h * w, frames, c))?,
+                normed
+                    .permute((0, 3, 4, 2, 1))?
+                    .reshape((b * h * w, frames, c))?,
                 Box::new(SequenceMixer { settings }),
             ),
             MotionAttention::Dense { window } => (
-                normed.permute((0, 2, 3, 4, 1))?.reshape((b, frames * h * w, c))?,
+                normed
+                    .permute((0, 2, 3, 4, 1))?
+                    .reshape((b, frames * h * w, c))?,
                 Box::new(DenseMixer {
-                    grid: Grid { frames, height: h, width: w },
+                    grid: Grid {
+                        frames,
+                        height: h,
+                        width: w,
+                    },
                     window,
                     settings,
                 }),
@@ -134,8 +142,12 @@ impl MotionModule {
         }
         let tokens = self.proj_out.forward(&tokens)?;
         let per_frame = match mode {
-            MotionAttention::Temporal => tokens.reshape((b, h, w, frames, c))?.permute((0, 3, 4, 1, 2))?,
-            MotionAttention::Dense { .. } => tokens.reshape((b, frames, h, w, c))?.permute((0, 1, 4, 2, 3))?,
+            MotionAttention::Temporal => tokens
+                .reshape((b, h, w, frames, c))?
+                .permute((0, 3, 4, 1, 2))?,
+            MotionAttention::Dense { .. } => tokens
+                .reshape((b, frames, h, w, c))?
+                .permute((0, 1, 4, 2, 3))?,
         };
         let out = (per_frame.reshape((bf, c, h, w))? + xs)?;
         let point = HookPoint {
@@ -184,7 +196,11 @@ impl TokenMixer for DenseMixer<'_> {
     }
 
     fn add_positions(&self, normed: &Tensor, pe: &Tensor) -> Result<Tensor> {
-        let Grid { frames, height, width } = self.grid;
+        let Grid {
+            frames,
+            height,
+            width,
+        } = self.grid;
         let (b, n, c) = normed.dims3()?;
         let pe = pe.narrow(0, 0, frames)?.reshape((frames, 1, c))?;
         normed
@@ -207,7 +223,11 @@ fn windowed_attention(
     r: usize,
     settings: &AttentionSettings,
 ) -> Result<Tensor> {
-    let Grid { frames, height, width } = grid;
+    let Grid {
+        frames,
+        height,
+        width,
+    } = grid;
     let (groups, _, d) = q.dims3()?;
     let grid5 = |t: &Tensor| t.reshape((groups, frames, height, width, d));
     let (q5, k5, v5) = (grid5(q)?, grid5(k)?, grid5(v)?);
@@ -247,7 +267,11 @@ fn windowed_attention(
 /// Rows × columns of a query rectangle whose scores (all frames, keys grown by `r`) fit in
 /// `max_scores`, halving rows first, then columns.
 fn rectangle(grid: Grid, r: usize, groups: usize, max_scores: usize) -> (usize, usize) {
-    let Grid { frames, height, width } = grid;
+    let Grid {
+        frames,
+        height,
+        width,
+    } = grid;
     let cost = |rows: usize, cols: usize| {
         groups
             * frames
@@ -315,11 +339,31 @@ mod tests {
     use crate::model::hook::NoHook;
     use candle_core::DType;
     use candle_nn::VarMap;
+    use std::collections::HashMap;
+
+    /// Builds a layer over random plain tensors: once over a `VarMap` to learn which tensors
+    /// it reads, then over random values of those shapes (plain tensors, not variables, so the
+    /// inference kernels run and no autograd graph is recorded).
+    fn random<T>(build: impl Fn(VarBuilder) -> Result<T>) -> Result<T> {
+        let dev = Device::Cpu;
+        let map = VarMap::new();
+        build(VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+        let data = map
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned var map".into()))?;
+        let tensors = data
+            .iter()
+            .map(|(name, var)| {
+                let values = (Tensor::randn(0f32, 0.5, var.shape(), &dev)? + 0.1)?;
+                Ok((name.clone(), values))
+            })
+            .collect::<Result<HashMap<_, _>>>()?;
+        build(VarBuilder::from_tensors(tensors, DType::F32, &dev))
+    }
 
     /// A motion module with random weights everywhere (norms and biases included).
     fn module(channels: usize, heads: usize, max_frames: usize) -> Result<MotionModule> {
-        let map = VarMap::new();
-        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
         let dims = MotionModuleDims {
             channels,
             heads,
@@ -327,18 +371,7 @@ mod tests {
             norm_groups: 4,
             max_frames,
         };
-        let m = MotionModule::new(vb, dims, "test".into())?;
-        randomise(&map)?;
-        Ok(m)
-    }
-
-    /// Overwrites every variable of `map` in place (layers hold views of the same storage).
-    fn randomise(map: &VarMap) -> Result<()> {
-        for var in map.all_vars() {
-            let t = var.as_tensor();
-            var.set(&(Tensor::randn(0f32, 0.5, t.shape(), t.device())? + 0.1)?)?;
-        }
-        Ok(())
+        random(|vb| MotionModule::new(vb, dims, "test".into()))
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -350,7 +383,13 @@ mod tests {
             .unwrap_or(f32::INFINITY)
     }
 
-    fn run(m: &MotionModule, x: &Tensor, frames: usize, mode: MotionAttention, budget: usize) -> Tensor {
+    fn run(
+        m: &MotionModule,
+        x: &Tensor,
+        frames: usize,
+        mode: MotionAttention,
+        budget: usize,
+    ) -> Tensor {
         let settings = AttentionSettings { max_scores: budget };
         m.forward(x, frames, mode, &settings, &mut NoHook)
             .unwrap_or_else(|e| panic!("forward failed: {e}"))
@@ -362,8 +401,18 @@ mod tests {
         let (b, f, h, w) = (2, 3, 5, 4);
         let x = Tensor::randn(0f32, 1.0, (b * f, 8, h, w), &Device::Cpu)?;
         let temporal = run(&m, &x, f, MotionAttention::Temporal, usize::MAX);
-        let dense0 = run(&m, &x, f, MotionAttention::Dense { window: Some(0) }, usize::MAX);
-        assert!(max_diff(&temporal, &dense0) < 1e-5, "{}", max_diff(&temporal, &dense0));
+        let dense0 = run(
+            &m,
+            &x,
+            f,
+            MotionAttention::Dense { window: Some(0) },
+            usize::MAX,
+        );
+        assert!(
+            max_diff(&temporal, &dense0) < 1e-5,
+            "{}",
+            max_diff(&temporal, &dense0)
+        );
         // The motion module does something: the output is not the input.
         assert!(max_diff(&temporal, &x) > 1e-2);
         Ok(())
@@ -391,10 +440,22 @@ mod tests {
         let m = module(8, 2, 6)?;
         let (f, h, w) = (2, 4, 4);
         let x = Tensor::randn(0f32, 1.0, (f, 8, h, w), &Device::Cpu)?;
-        let full = run(&m, &x, f, MotionAttention::Dense { window: None }, usize::MAX);
+        let full = run(
+            &m,
+            &x,
+            f,
+            MotionAttention::Dense { window: None },
+            usize::MAX,
+        );
         let wide = run(&m, &x, f, MotionAttention::Dense { window: Some(3) }, 64);
         assert!(max_diff(&full, &wide) < 1e-5);
-        let narrow = run(&m, &x, f, MotionAttention::Dense { window: Some(1) }, usize::MAX);
+        let narrow = run(
+            &m,
+            &x,
+            f,
+            MotionAttention::Dense { window: Some(1) },
+            usize::MAX,
+        );
         assert!(max_diff(&full, &narrow) > 1e-4);
         Ok(())
     }
@@ -404,21 +465,35 @@ mod tests {
     #[test]
     fn dense_attention_matches_naive_reference() -> Result<()> {
         let dev = Device::Cpu;
-        let map = VarMap::new();
-        let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
         let (c, heads) = (6, 2);
-        let attn = Attention::new(vb.pp("a"), c, c, heads, c / heads, false)?;
-        randomise(&map)?;
-        let grid = Grid { frames: 2, height: 3, width: 2 };
+        let attn = random(|vb| Attention::new(vb, c, c, heads, c / heads, false))?;
+        let grid = Grid {
+            frames: 2,
+            height: 3,
+            width: 2,
+        };
         let n = 12;
         let tokens = Tensor::randn(0f32, 1.0, (1, n, c), &dev)?;
-        for (window, budget) in [(None, usize::MAX), (None, 10), (Some(1), usize::MAX), (Some(1), 9)] {
+        for (window, budget) in [
+            (None, usize::MAX),
+            (None, 10),
+            (Some(1), usize::MAX),
+            (Some(1), 9),
+        ] {
             let settings = AttentionSettings { max_scores: budget };
-            let mixer = DenseMixer { grid, window, settings: &settings };
+            let mixer = DenseMixer {
+                grid,
+                window,
+                settings: &settings,
+            };
             let ours = mixer.attend(&attn, &tokens, None)?;
             // Reference: explicit loops over the projected q, k, v.
             let p = attn.project(&tokens, None)?;
-            let (q, k, v) = (p.q.get(0)?.to_vec2::<f32>()?, p.k.get(0)?.to_vec2::<f32>()?, p.v.get(0)?.to_vec2::<f32>()?);
+            let (q, k, v) = (
+                p.q.get(0)?.to_vec2::<f32>()?,
+                p.k.get(0)?.to_vec2::<f32>()?,
+                p.v.get(0)?.to_vec2::<f32>()?,
+            );
             let hd = c / heads;
             let pos = |i: usize| ((i / 2) % 3, i % 2); // (y, x) of token i in (f, y, x) order
             let mut merged = vec![vec![0f32; c]; n];
@@ -427,13 +502,17 @@ mod tests {
                     let visible: Vec<usize> = (0..n)
                         .filter(|&j| match window {
                             None => true,
-                            Some(r) => pos(i).0.abs_diff(pos(j).0) <= r && pos(i).1.abs_diff(pos(j).1) <= r,
+                            Some(r) => {
+                                pos(i).0.abs_diff(pos(j).0) <= r && pos(i).1.abs_diff(pos(j).1) <= r
+                            }
                         })
                         .collect();
                     let s: Vec<f32> = visible
                         .iter()
                         .map(|&j| {
-                            (0..hd).map(|e| q[i][head * hd + e] * k[j][head * hd + e]).sum::<f32>()
+                            (0..hd)
+                                .map(|e| q[i][head * hd + e] * k[j][head * hd + e])
+                                .sum::<f32>()
                                 / (hd as f32).sqrt()
                         })
                         .collect();
@@ -458,7 +537,11 @@ mod tests {
 
     #[test]
     fn rectangles_respect_the_budget() {
-        let grid = Grid { frames: 16, height: 64, width: 64 };
+        let grid = Grid {
+            frames: 16,
+            height: 64,
+            width: 64,
+        };
         let (rows, cols) = rectangle(grid, 4, 16, 1 << 25);
         let keys = 16 * (rows + 8).min(64) * (cols + 8).min(64);
         assert!(16 * 16 * rows * cols * keys <= 1 << 25);

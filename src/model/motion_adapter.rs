@@ -76,7 +76,11 @@ impl MotionAdapterConfig {
     pub fn layout(&self, path: &Path, unet: &UNetLayout) -> Result<MotionLayout> {
         let n = unet.down.len();
         if self.block_out_channels.len() != n {
-            return Err(unsupported(path, "block_out_channels", &self.block_out_channels));
+            return Err(unsupported(
+                path,
+                "block_out_channels",
+                &self.block_out_channels,
+            ));
         }
         if self.conv_in_channels.is_some_and(|c| c != 0) {
             return Err(unsupported(path, "conv_in_channels", self.conv_in_channels));
@@ -84,7 +88,12 @@ impl MotionAdapterConfig {
         if self.motion_max_seq_length == 0 {
             return Err(unsupported(path, "motion_max_seq_length", 0));
         }
-        let layers = per_block(&self.motion_layers_per_block, n, path, "motion_layers_per_block")?;
+        let layers = per_block(
+            &self.motion_layers_per_block,
+            n,
+            path,
+            "motion_layers_per_block",
+        )?;
         if layers.iter().zip(&unet.down).any(|(&l, d)| l != d.layers) {
             return Err(unsupported(
                 path,
@@ -95,11 +104,20 @@ impl MotionAdapterConfig {
         let field = "motion_transformer_layers_per_block";
         let tlayers = per_block(&self.motion_transformer_layers_per_block, n, path, field)?;
         if tlayers.contains(&0) {
-            return Err(unsupported(path, field, AsJson(&self.motion_transformer_layers_per_block)));
+            return Err(unsupported(
+                path,
+                field,
+                AsJson(&self.motion_transformer_layers_per_block),
+            ));
         }
-        let heads = per_block(&self.motion_num_attention_heads, n, path, "motion_num_attention_heads")?;
+        let heads = per_block(
+            &self.motion_num_attention_heads,
+            n,
+            path,
+            "motion_num_attention_heads",
+        )?;
         let dims = |block: usize, channels: usize, layers: usize| -> Result<MotionModuleDims> {
-            if heads[block] == 0 || channels % heads[block] != 0 {
+            if heads[block] == 0 || !channels.is_multiple_of(heads[block]) {
                 return Err(unsupported(
                     path,
                     "motion_num_attention_heads",
@@ -138,7 +156,12 @@ impl MotionAdapterConfig {
                 ));
             }
             let field = "motion_transformer_layers_per_mid_block";
-            let mid_layers = per_block(&self.motion_transformer_layers_per_mid_block, 1, path, field)?;
+            let mid_layers = per_block(
+                &self.motion_transformer_layers_per_mid_block,
+                1,
+                path,
+                field,
+            )?;
             if mid_layers[0] == 0 {
                 return Err(unsupported(path, field, 0));
             }
@@ -230,23 +253,55 @@ mod tests {
         )
         .layout(Path::new("a.json"), &unet())?;
         assert_eq!(layout.down.len(), 2);
-        assert_eq!((layout.down[1].0, layout.down[1].1.heads, layout.down[1].1.layers), (2, 4, 2));
+        assert_eq!(
+            (
+                layout.down[1].0,
+                layout.down[1].1.heads,
+                layout.down[1].1.layers
+            ),
+            (2, 4, 2)
+        );
         // Up block 0 mirrors down block 1: 3 modules of 64 channels.
-        assert_eq!((layout.up[0].0, layout.up[0].1.channels, layout.up[0].1.heads), (3, 64, 4));
+        assert_eq!(
+            (
+                layout.up[0].0,
+                layout.up[0].1.channels,
+                layout.up[0].1.heads
+            ),
+            (3, 64, 4)
+        );
         assert_eq!(layout.up[1].1.channels, 32);
         let mid = layout.mid.unwrap_or_else(|| panic!("mid expected"));
-        assert_eq!((mid.channels, mid.heads, mid.max_frames, mid.norm_groups), (64, 4, 24, 8));
+        assert_eq!(
+            (mid.channels, mid.heads, mid.max_frames, mid.norm_groups),
+            (64, 4, 24, 8)
+        );
         Ok(())
     }
 
     #[test]
     fn incompatible_adapters_name_the_field() {
         for (json, field) in [
-            (r#"{"block_out_channels": [32, 64, 64]}"#, "block_out_channels"),
-            (r#"{"block_out_channels": [32, 64], "motion_layers_per_block": 1}"#, "motion_layers_per_block"),
-            (r#"{"block_out_channels": [32, 64], "conv_in_channels": 9}"#, "conv_in_channels"),
-            (r#"{"block_out_channels": [32, 64], "motion_num_attention_heads": 5}"#, "motion_num_attention_heads"),
-            (r#"{"block_out_channels": [32, 64], "motion_mid_block_layers_per_block": 2}"#, "motion_mid_block_layers_per_block"),
+            (
+                r#"{"block_out_channels": [32, 64, 64]}"#,
+                "block_out_channels",
+            ),
+            (
+                r#"{"block_out_channels": [32, 64], "motion_layers_per_block": 1}"#,
+                "motion_layers_per_block",
+            ),
+            (
+                r#"{"block_out_channels": [32, 64], "conv_in_channels": 9}"#,
+                "conv_in_channels",
+            ),
+            (
+                r#"{"block_out_channels": [32, 64], "motion_num_attention_heads": 5}"#,
+                "motion_num_attention_heads",
+            ),
+            (
+                r#"{"block_out_channels": [32, 64], "motion_mid_block_layers_per_block": 2}"#,
+                "motion_mid_block_layers_per_block",
+            ),
         ] {
             match adapter(json).layout(Path::new("motion_adapter/config.json"), &unet()) {
                 Err(ModelError::UnsupportedConfig { field: f, path, .. }) => {

@@ -111,7 +111,10 @@ mod tests {
     fn layer_norm_paths_agree() -> Result<()> {
         let dev = Device::Cpu;
         let mut ts = HashMap::new();
-        ts.insert("weight".to_string(), Tensor::new(&[1.5f32, -0.5, 2.0], &dev)?);
+        ts.insert(
+            "weight".to_string(),
+            Tensor::new(&[1.5f32, -0.5, 2.0], &dev)?,
+        );
         ts.insert("bias".to_string(), Tensor::new(&[0.1f32, 0.2, 0.3], &dev)?);
         let ln = LayerNorm::new(3, 1e-5, VarBuilder::from_tensors(ts, DType::F32, &dev))?;
         let x = Tensor::new(&[[1f32, 2., 4.], [-3., 0.5, 0.0]], &dev)?;
@@ -138,7 +141,10 @@ mod tests {
         let fused = softmax_last_dim(&x)?;
         let var = Var::from_tensor(&x)?;
         let composed = softmax_last_dim(var.as_tensor())?;
-        let diff = (fused.clone() - composed)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let diff = (fused.clone() - composed)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
         assert!(diff < 1e-6);
         let row1 = fused.get(1)?.to_vec1::<f32>()?;
         let e = std::f32::consts::E;
@@ -150,13 +156,19 @@ mod tests {
     fn linear_on_any_rank() -> Result<()> {
         let dev = Device::Cpu;
         let mut ts = HashMap::new();
-        ts.insert("weight".to_string(), Tensor::new(&[[1f32, 2.], [0., -1.], [3., 0.5]], &dev)?);
+        ts.insert(
+            "weight".to_string(),
+            Tensor::new(&[[1f32, 2.], [0., -1.], [3., 0.5]], &dev)?,
+        );
         ts.insert("bias".to_string(), Tensor::new(&[1f32, 0., -1.], &dev)?);
         let lin = Linear::new(2, 3, true, VarBuilder::from_tensors(ts, DType::F32, &dev))?;
         let x = Tensor::new(&[[[1f32, 1.]], [[2., -1.]]], &dev)?;
         let y = lin.forward(&x)?;
         assert_eq!(y.dims(), &[2, 1, 3]);
-        assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, vec![4., -1., 2.5, 1., 1., 4.5]);
+        assert_eq!(
+            y.flatten_all()?.to_vec1::<f32>()?,
+            vec![4., -1., 2.5, 1., 1., 4.5]
+        );
         Ok(())
     }
 }

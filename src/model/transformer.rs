@@ -119,8 +119,11 @@ impl BasicTransformerBlock {
             positions,
             upcast,
         } = dims;
-        if heads == 0 || dim % heads != 0 {
-            candle_core::bail!("{}: width {dim} is not divisible by {heads} heads", vb.prefix());
+        if heads == 0 || !dim.is_multiple_of(heads) {
+            candle_core::bail!(
+                "{}: width {dim} is not divisible by {heads} heads",
+                vb.prefix()
+            );
         }
         let head_dim = dim / heads;
         let pos_embed = match positions {
@@ -189,7 +192,11 @@ impl BasicTransformerBlock {
 
 /// The sinusoidal table diffusers' `SinusoidalPositionalEmbedding` registers:
 /// `pe[p, 2i] = sin(p·10000^(−2i/dim))`, `pe[p, 2i+1] = cos(p·10000^(−2i/dim))`.
-pub fn sinusoidal_positions(len: usize, dim: usize, device: &candle_core::Device) -> Result<Tensor> {
+pub fn sinusoidal_positions(
+    len: usize,
+    dim: usize,
+    device: &candle_core::Device,
+) -> Result<Tensor> {
     let mut pe = vec![0f32; len * dim];
     for p in 0..len {
         for i in (0..dim).step_by(2) {
@@ -307,16 +314,16 @@ impl Transformer2DModel {
         let (n, c, h, w) = xs.dims4()?;
         let residual = xs;
         let normed = self.norm.forward(xs)?;
-        let to_tokens = |t: &Tensor| -> Result<Tensor> {
-            t.permute((0, 2, 3, 1))?.reshape((n, h * w, c))
-        };
+        let to_tokens =
+            |t: &Tensor| -> Result<Tensor> { t.permute((0, 2, 3, 1))?.reshape((n, h * w, c)) };
         let mut tokens = match &self.proj_in {
             Projection::Conv(conv) => to_tokens(&conv.forward(&normed)?)?,
             Projection::Linear(lin) => lin.forward(&to_tokens(&normed)?)?,
         };
         let mixer = SequenceMixer { settings };
-        let to_nchw =
-            |t: &Tensor| -> Result<Tensor> { t.reshape((n, h, w, c))?.permute((0, 3, 1, 2))?.contiguous() };
+        let to_nchw = |t: &Tensor| -> Result<Tensor> {
+            t.reshape((n, h, w, c))?.permute((0, 3, 1, 2))?.contiguous()
+        };
         let from_nchw = |t: &Tensor| -> Result<Tensor> { to_tokens(t) };
         for (block, (mid_name, name)) in self.blocks.iter().zip(&self.block_names) {
             let mid = block.attentions(&tokens, Some(context), &mixer)?;

@@ -59,7 +59,11 @@ impl Layers {
         let n = self.attentions.len().max(self.motion.len());
         (0..n)
             .flat_map(|j| {
-                let spatial = self.attentions.get(j).into_iter().flat_map(|a| a.hook_names());
+                let spatial = self
+                    .attentions
+                    .get(j)
+                    .into_iter()
+                    .flat_map(|a| a.hook_names());
                 let motion = self
                     .motion
                     .get(j)
@@ -154,7 +158,11 @@ impl DownBlock {
     ) -> CandleResult<Self> {
         let resnets = (0..layout.layers)
             .map(|j| {
-                let cin = if j == 0 { layout.in_channels } else { layout.out_channels };
+                let cin = if j == 0 {
+                    layout.in_channels
+                } else {
+                    layout.out_channels
+                };
                 resnet(vb.pp("resnets").pp(j), unet, cin, layout.out_channels, 1.0)
             })
             .collect::<CandleResult<Vec<_>>>()?;
@@ -230,7 +238,15 @@ impl MidBlock {
     ) -> CandleResult<Self> {
         let c = layout.channels;
         let resnets = (0..2)
-            .map(|j| resnet(vb.pp("resnets").pp(j), unet, c, c, layout.output_scale_factor))
+            .map(|j| {
+                resnet(
+                    vb.pp("resnets").pp(j),
+                    unet,
+                    c,
+                    c,
+                    layout.output_scale_factor,
+                )
+            })
             .collect::<CandleResult<Vec<_>>>()?;
         let attentions = transformers(&vb, unet, c, Some(&layout.attention), 1, "mid_block")?;
         Ok(Self {
@@ -281,12 +297,23 @@ impl UpBlock {
         let out = layout.out_channels;
         let resnets = (0..layout.layers)
             .map(|j| {
-                let skip = if j + 1 == layout.layers { layout.in_channels } else { out };
+                let skip = if j + 1 == layout.layers {
+                    layout.in_channels
+                } else {
+                    out
+                };
                 let cin = if j == 0 { layout.prev_channels } else { out };
                 resnet(vb.pp("resnets").pp(j), unet, cin + skip, out, 1.0)
             })
             .collect::<CandleResult<Vec<_>>>()?;
-        let attentions = transformers(&vb, unet, out, layout.attention.as_ref(), layout.layers, name)?;
+        let attentions = transformers(
+            &vb,
+            unet,
+            out,
+            layout.attention.as_ref(),
+            layout.layers,
+            name,
+        )?;
         let upsampler = layout
             .upsample
             .then(|| Upsample2D::new(vb.pp("upsamplers").pp(0), out, out))

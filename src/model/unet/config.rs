@@ -231,7 +231,7 @@ impl UNetLayout {
     /// centring, no extra time-embedding activations, always a mid block, 3×3 `conv_in` /
     /// `conv_out` and a `4·block_out_channels[0]` time embedding (the last three are checked:
     /// diffusers cannot carry other values over either).
-    pub(crate) fn for_motion(mut self, path: &Path, cfg: &UNetConfig) -> Result<Self> {
+    pub fn for_motion(mut self, path: &Path, cfg: &UNetConfig) -> Result<Self> {
         if self.mid.is_none() {
             return Err(unsupported(path, "mid_block_type", &cfg.mid_block_type));
         }
@@ -241,7 +241,10 @@ impl UNetLayout {
         if cfg.conv_out_kernel != 3 {
             return Err(unsupported(path, "conv_out_kernel", cfg.conv_out_kernel));
         }
-        if let Some(dim) = cfg.time_embedding_dim.filter(|&d| d != 4 * cfg.block_out_channels[0]) {
+        if let Some(dim) = cfg
+            .time_embedding_dim
+            .filter(|&d| d != 4 * cfg.block_out_channels[0])
+        {
             return Err(unsupported(path, "time_embedding_dim", dim));
         }
         self.flip_sin_to_cos = true;
@@ -286,8 +289,12 @@ impl UNetConfig {
         )?;
         let attention = |i: usize| -> Result<AttentionLayout> {
             let c = self.block_out_channels[i];
-            if heads[i] == 0 || c % heads[i] != 0 {
-                return Err(unsupported(path, "attention_head_dim", AsJson(&self.attention_head_dim)));
+            if heads[i] == 0 || !c.is_multiple_of(heads[i]) {
+                return Err(unsupported(
+                    path,
+                    "attention_head_dim",
+                    AsJson(&self.attention_head_dim),
+                ));
             }
             if tlayers[i] == 0 {
                 return Err(unsupported(
@@ -297,7 +304,11 @@ impl UNetConfig {
                 ));
             }
             if cross[i] == 0 {
-                return Err(unsupported(path, "cross_attention_dim", AsJson(&self.cross_attention_dim)));
+                return Err(unsupported(
+                    path,
+                    "cross_attention_dim",
+                    AsJson(&self.cross_attention_dim),
+                ));
             }
             Ok(AttentionLayout {
                 heads: heads[i],
@@ -500,11 +511,18 @@ mod tests {
         assert_eq!(layout.up[0].layers, 3);
         // Up block 1 (CrossAttnUpBlock2D at 1280): previous 1280, deepest skip 640.
         assert_eq!(
-            (layout.up[1].prev_channels, layout.up[1].in_channels, layout.up[1].out_channels),
+            (
+                layout.up[1].prev_channels,
+                layout.up[1].in_channels,
+                layout.up[1].out_channels
+            ),
             (1280, 640, 1280)
         );
         // Last up block: skips from conv_in (320), previous 640.
-        assert_eq!((layout.up[3].prev_channels, layout.up[3].in_channels), (640, 320));
+        assert_eq!(
+            (layout.up[3].prev_channels, layout.up[3].in_channels),
+            (640, 320)
+        );
         assert_eq!(layout.upsamplers(), 3);
         Ok(())
     }
@@ -522,7 +540,11 @@ mod tests {
         assert_eq!(layout.up[0].layers, 4);
         assert_eq!(
             layout.up[0].attention,
-            Some(AttentionLayout { heads: 4, transformer_layers: 2, cross_attention_dim: 24 })
+            Some(AttentionLayout {
+                heads: 4,
+                transformer_layers: 2,
+                cross_attention_dim: 24
+            })
         );
         assert_eq!(layout.mid.map(|m| m.attention.heads), Some(4));
         Ok(())
@@ -535,19 +557,40 @@ mod tests {
             (r#"{"act_fn": "gelu"}"#, "act_fn"),
             (r#"{"num_attention_heads": 8}"#, "num_attention_heads"),
             (r#"{"class_embed_type": "timestep"}"#, "class_embed_type"),
-            (r#"{"addition_embed_type": "text_time"}"#, "addition_embed_type"),
-            (r#"{"resnet_time_scale_shift": "scale_shift"}"#, "resnet_time_scale_shift"),
+            (
+                r#"{"addition_embed_type": "text_time"}"#,
+                "addition_embed_type",
+            ),
+            (
+                r#"{"resnet_time_scale_shift": "scale_shift"}"#,
+                "resnet_time_scale_shift",
+            ),
             (r#"{"only_cross_attention": true}"#, "only_cross_attention"),
             (r#"{"layers_per_block": [2, 2]}"#, "layers_per_block"),
-            (r#"{"transformer_layers_per_block": [[1, 2], [1, 2], [1, 2], [1, 2]]}"#, "transformer_layers_per_block"),
-            (r#"{"mid_block_type": "UNetMidBlock2DSimpleCrossAttn"}"#, "mid_block_type"),
-            (r#"{"down_block_types": ["AttnDownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D"]}"#, "down_block_types"),
+            (
+                r#"{"transformer_layers_per_block": [[1, 2], [1, 2], [1, 2], [1, 2]]}"#,
+                "transformer_layers_per_block",
+            ),
+            (
+                r#"{"mid_block_type": "UNetMidBlock2DSimpleCrossAttn"}"#,
+                "mid_block_type",
+            ),
+            (
+                r#"{"down_block_types": ["AttnDownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D"]}"#,
+                "down_block_types",
+            ),
             (r#"{"norm_num_groups": 7}"#, "norm_num_groups"),
             (r#"{"attention_head_dim": 7}"#, "attention_head_dim"),
-            (r#"{"time_embedding_type": "fourier"}"#, "time_embedding_type"),
+            (
+                r#"{"time_embedding_type": "fourier"}"#,
+                "time_embedding_type",
+            ),
             (r#"{"downsample_padding": 2}"#, "downsample_padding"),
         ] {
-            let err = parse(json).layout(path).err().unwrap_or_else(|| panic!("{json} accepted"));
+            let err = parse(json)
+                .layout(path)
+                .err()
+                .unwrap_or_else(|| panic!("{json} accepted"));
             let text = err.to_string();
             assert_eq!(field_of(err), field, "{json}");
             assert!(text.contains("unet/config.json"), "{text}");

@@ -98,7 +98,9 @@ mod tests {
     fn projection_matches_the_formula() -> Result<()> {
         let t = Tensor::new(&[0f32, 10.0, 999.0], &Device::Cpu)?;
         for (flip, shift) in [(true, 0.0), (false, 1.0)] {
-            let emb = TimestepProjection::new(8, flip, shift).forward(&t)?.to_vec2::<f32>()?;
+            let emb = TimestepProjection::new(8, flip, shift)
+                .forward(&t)?
+                .to_vec2::<f32>()?;
             for (row, &tv) in emb.iter().zip(&[0f64, 10.0, 999.0]) {
                 for i in 0..4 {
                     let freq = (-(10000f64.ln()) * i as f64 / (4.0 - shift)).exp();

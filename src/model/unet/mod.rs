@@ -96,7 +96,11 @@ impl UNet {
         layout: &UNetLayout,
         motion: Option<MotionModules>,
     ) -> CandleResult<Self> {
-        let c0 = layout.down.first().map(|d| d.out_channels).unwrap_or_default();
+        let c0 = layout
+            .down
+            .first()
+            .map(|d| d.out_channels)
+            .unwrap_or_default();
         let (mut down_motion, mid_motion, mut up_motion, max_frames) = match motion {
             Some(m) => {
                 let max_frames = m.down.iter().flatten().map(|mm| mm.max_frames()).min();
@@ -146,7 +150,12 @@ impl UNet {
                 layout.time_embed_dim,
                 layout.timestep_post_act,
             )?,
-            conv_in: conv(layout.in_channels, c0, layout.conv_in_kernel, vb.pp("conv_in"))?,
+            conv_in: conv(
+                layout.in_channels,
+                c0,
+                layout.conv_in_kernel,
+                vb.pp("conv_in"),
+            )?,
             down,
             mid,
             up,
@@ -156,7 +165,12 @@ impl UNet {
                 layout.norm_eps,
                 vb.pp("conv_norm_out"),
             )?,
-            conv_out: conv(c0, layout.out_channels, layout.conv_out_kernel, vb.pp("conv_out"))?,
+            conv_out: conv(
+                c0,
+                layout.out_channels,
+                layout.conv_out_kernel,
+                vb.pp("conv_out"),
+            )?,
             max_frames,
             motion_attention: MotionAttention::default(),
             attention: AttentionSettings::default(),
@@ -240,9 +254,8 @@ impl UNet {
         } else {
             images
         };
-        let timesteps = expand_timesteps(timestep, batch, &self.device).map_err(|e| {
-            invalid("timestep", format!("{e} (shape {:?})", timestep.dims()))
-        })?;
+        let timesteps = expand_timesteps(timestep, batch, &self.device)
+            .map_err(|e| invalid("timestep", format!("{e} (shape {:?})", timestep.dims())))?;
         let t_emb = self.time_proj.forward(&timesteps)?.to_dtype(self.dtype)?;
         let mut temb = self.time_embedding.forward(&t_emb)?;
         if self.layout.time_embedding_act {
@@ -266,7 +279,7 @@ impl UNet {
             xs = mid.forward(&xs, &pass, hook)?;
         }
         let factor = 1usize << self.layout.upsamplers();
-        let explicit_sizes = height % factor != 0 || width % factor != 0;
+        let explicit_sizes = !height.is_multiple_of(factor) || !width.is_multiple_of(factor);
         for (i, block) in self.up.iter().enumerate() {
             let remaining = skips.len().saturating_sub(block.skips_used());
             let upsample_size = match (explicit_sizes && i + 1 < self.up.len(), remaining) {
@@ -310,7 +323,11 @@ impl UNet {
                 "sample",
                 format!(
                     "shape {dims:?}, expected {} with {c_in} channels",
-                    if max.is_some() { "[B, C, F, H, W]" } else { "[B, C, H, W]" }
+                    if max.is_some() {
+                        "[B, C, F, H, W]"
+                    } else {
+                        "[B, C, H, W]"
+                    }
                 ),
             )),
         }
@@ -319,16 +336,29 @@ impl UNet {
     /// Checks the text embeddings and gives one row per image.
     fn context(&self, ehs: &Tensor, batch: usize, frames: usize) -> Result<Tensor> {
         let ehs = ehs.to_device(&self.device)?.to_dtype(self.dtype)?;
-        let (n, _, dim) = ehs
-            .dims3()
-            .map_err(|_| invalid("encoder_hidden_states", format!("shape {:?}, expected [N, tokens, D]", ehs.dims())))?;
+        let (n, _, dim) = ehs.dims3().map_err(|_| {
+            invalid(
+                "encoder_hidden_states",
+                format!("shape {:?}, expected [N, tokens, D]", ehs.dims()),
+            )
+        })?;
         let expected: Vec<usize> = self
             .layout
             .down
             .iter()
             .filter_map(|d| d.attention.map(|a| a.cross_attention_dim))
-            .chain(self.layout.mid.iter().map(|m| m.attention.cross_attention_dim))
-            .chain(self.layout.up.iter().filter_map(|u| u.attention.map(|a| a.cross_attention_dim)))
+            .chain(
+                self.layout
+                    .mid
+                    .iter()
+                    .map(|m| m.attention.cross_attention_dim),
+            )
+            .chain(
+                self.layout
+                    .up
+                    .iter()
+                    .filter_map(|u| u.attention.map(|a| a.cross_attention_dim)),
+            )
             .collect();
         if let Some(&want) = expected.iter().find(|&&d| d != dim) {
             return Err(invalid(
@@ -343,7 +373,10 @@ impl UNet {
         } else {
             Err(invalid(
                 "encoder_hidden_states",
-                format!("{n} rows for {batch} samples of {frames} frames (expected {} or {batch})", batch * frames),
+                format!(
+                    "{n} rows for {batch} samples of {frames} frames (expected {} or {batch})",
+                    batch * frames
+                ),
             ))
         }
     }
@@ -359,7 +392,10 @@ fn repeat_per_frame(xs: &Tensor, frames: usize) -> CandleResult<Tensor> {
     let mut expanded = vec![dims[0], frames];
     expanded.extend_from_slice(&rest);
     dims[0] *= frames;
-    xs.unsqueeze(1)?.broadcast_as(expanded)?.contiguous()?.reshape(dims)
+    xs.unsqueeze(1)?
+        .broadcast_as(expanded)?
+        .contiguous()?
+        .reshape(dims)
 }
 
 fn invalid(name: &str, reason: String) -> ModelError {
