@@ -488,3 +488,28 @@ fn gradients_flow_back_to_the_input() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(norm.is_finite() && norm > 0.0);
 }
+
+#[test]
+fn motion_modules_for_another_layout_are_refused() {
+    let layout_of = |layers: usize| {
+        let json = format!(
+            r#"{{"block_out_channels": [32, 64], "norm_num_groups": 8, "cross_attention_dim": 32,
+                "layers_per_block": {layers}, "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+                "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"]}}"#
+        );
+        let cfg: UNetConfig = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        cfg.layout(Path::new("c.json"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let adapter: MotionAdapterConfig =
+        serde_json::from_str(r#"{"block_out_channels": [32, 64], "motion_layers_per_block": 1}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+    let one_layer = adapter
+        .layout(Path::new("a.json"), &layout_of(1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let map = VarMap::new();
+    let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+    let motion = MotionModules::new(vb.clone(), &one_layer).unwrap_or_else(|e| panic!("{e}"));
+    assert!(UNet::new(vb.clone(), &layout_of(1), Some(motion.clone())).is_ok());
+    assert!(UNet::new(vb, &layout_of(2), Some(motion)).is_err());
+}
