@@ -29,27 +29,37 @@ const TINY_UNET: &str = r#"{"block_out_channels": [32, 64], "norm_num_groups": 8
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"]}"#;
 const TINY_ADAPTER: &str = r#"{"block_out_channels": [32, 64], "motion_num_attention_heads": 2, "use_motion_mid_block": false}"#;
 
-/// Weights drawn when a layer asks for them: N(0, 1/fan_in) for matrices and kernels (so
-/// activations stay finite), N(0, 0.1²) for vectors. Plain tensors, not variables: the
-/// inference path runs and no autograd graph is kept.
+/// Weights made when a layer asks for them, pseudo-random values of standard deviation
+/// 1/√fan_in for matrices and kernels (so activations stay finite) and 0.1 for vectors.
+/// They are a hash of the element index computed with candle's optimised kernels (`rand`
+/// runs unoptimised in the dev profile and would take minutes for SD 1.5's 1.7 G values).
+/// Plain tensors, not variables: the inference path runs and no autograd graph is kept.
 struct RandomWeights;
 
 impl SimpleBackend for RandomWeights {
     fn get(
         &self,
         s: Shape,
-        _: &str,
+        name: &str,
         _: Init,
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
         let dims = s.dims();
         let std = if dims.len() >= 2 {
-            1.0 / (dims[1..].iter().product::<usize>() as f32).sqrt()
+            1.0 / (dims[1..].iter().product::<usize>() as f64).sqrt()
         } else {
             0.1
         };
-        Tensor::randn(0f32, std, s, dev)?.to_dtype(dtype)
+        // A per-tensor phase so that tensors differ; sin(sin(·)·k) spreads values over [-1, 1]
+        // with standard deviation about 1/√2.
+        let phase = name
+            .bytes()
+            .fold(0f64, |h, b| (h * 31.0 + b as f64) % 1000.0);
+        let index = Tensor::arange(0u32, s.elem_count() as u32, dev)?.to_dtype(DType::F32)?;
+        let hashed = ((index.affine(0.618_034, phase)?.sin()? * 43_758.545_3)?.sin()?
+            * (std * std::f64::consts::SQRT_2))?;
+        hashed.reshape(s)?.to_dtype(dtype)
     }
 
     fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {

@@ -292,43 +292,49 @@ fn rectangle(grid: Grid, r: usize, groups: usize, max_scores: usize) -> (usize, 
     (rows, cols)
 }
 
-/// The additive mask of a query rectangle against a key rectangle (both `(y0, h, x0, w)` in
-/// absolute pixels, every frame): 0 inside the window, −∞ outside; `None` when nothing is
-/// masked.
+/// A rectangle of pixels `(y0, height, x0, width)`, taken in every frame.
+type Rect = (usize, usize, usize, usize);
+
+/// The additive mask of a query rectangle against a key rectangle (absolute pixels, every
+/// frame, tokens ordered frame, row, column): 0 inside the window, −∞ outside; `None` when
+/// nothing is masked. Built from per-token coordinates with tensor ops, O(queries + keys)
+/// scalar work.
 fn window_bias(
     frames: usize,
-    query: (usize, usize, usize, usize),
-    key: (usize, usize, usize, usize),
+    query: Rect,
+    key: Rect,
     r: usize,
     dtype: candle_core::DType,
     device: &Device,
 ) -> Result<Option<Tensor>> {
     let (qy0, qh, qx0, qw) = query;
     let (ky0, kh, kx0, kw) = key;
-    let per_frame_keys: Vec<(usize, usize)> = (0..kh)
-        .flat_map(|y| (0..kw).map(move |x| (ky0 + y, kx0 + x)))
-        .collect();
-    let mut bias = Vec::with_capacity(frames * qh * qw * frames * per_frame_keys.len());
-    let mut masked = false;
-    for _ in 0..frames {
-        for y in qy0..qy0 + qh {
-            for x in qx0..qx0 + qw {
-                for _ in 0..frames {
-                    for &(ky, kx) in &per_frame_keys {
-                        let inside = y.abs_diff(ky) <= r && x.abs_diff(kx) <= r;
-                        masked |= !inside;
-                        bias.push(if inside { 0f32 } else { f32::NEG_INFINITY });
-                    }
-                }
-            }
-        }
-    }
-    if !masked {
+    let farthest = |a0: usize, an: usize, b0: usize, bn: usize| {
+        (a0 + an - 1).abs_diff(b0).max(a0.abs_diff(b0 + bn - 1))
+    };
+    if farthest(qy0, qh, ky0, kh) <= r && farthest(qx0, qw, kx0, kw) <= r {
         return Ok(None);
     }
-    let n_keys = frames * per_frame_keys.len();
-    let n_queries = bias.len() / n_keys;
-    Tensor::from_vec(bias, (n_queries, n_keys), device)?
+    // Row and column of every token of a rectangle, repeated for each frame.
+    let coords = |(y0, h, x0, w): Rect, shape: (usize, usize)| -> Result<(Tensor, Tensor)> {
+        let n = frames * h * w;
+        let ys: Vec<f32> = (0..n).map(|i| (y0 + (i / w) % h) as f32).collect();
+        let xs: Vec<f32> = (0..n).map(|i| (x0 + i % w) as f32).collect();
+        Ok((
+            Tensor::from_vec(ys, shape, device)?,
+            Tensor::from_vec(xs, shape, device)?,
+        ))
+    };
+    let (nq, nk) = (frames * qh * qw, frames * kh * kw);
+    let (qy, qx) = coords(query, (nq, 1))?;
+    let (ky, kx) = coords(key, (1, nk))?;
+    let dy = qy.broadcast_sub(&ky)?.abs()?;
+    let dx = qx.broadcast_sub(&kx)?.abs()?;
+    let outside = dy.maximum(&dx)?.gt(r as f64)?;
+    let blocked = Tensor::full(f32::NEG_INFINITY, (nq, nk), device)?;
+    let open = Tensor::zeros((nq, nk), candle_core::DType::F32, device)?;
+    outside
+        .where_cond(&blocked, &open)?
         .to_dtype(dtype)
         .map(Some)
 }
