@@ -96,6 +96,9 @@ impl UNet {
         layout: &UNetLayout,
         motion: Option<MotionModules>,
     ) -> CandleResult<Self> {
+        if let Some(m) = &motion {
+            check_motion_fits(m, layout)?;
+        }
         let c0 = layout
             .down
             .first()
@@ -279,7 +282,7 @@ impl UNet {
             xs = mid.forward(&xs, &pass, hook)?;
         }
         let factor = 1usize << self.layout.upsamplers();
-        let explicit_sizes = height % factor != 0 || width % factor != 0;
+        let explicit_sizes = !height.is_multiple_of(factor) || !width.is_multiple_of(factor);
         for (i, block) in self.up.iter().enumerate() {
             let remaining = skips.len().saturating_sub(block.skips_used());
             let upsample_size = match (explicit_sizes && i + 1 < self.up.len(), remaining) {
@@ -379,6 +382,25 @@ impl UNet {
                 ),
             ))
         }
+    }
+}
+
+/// Motion modules must come one per resnet of every down and up block (and at most one for an
+/// existing mid block), as a [`MotionLayout`](super::motion_adapter::MotionLayout) of the same
+/// UNet layout gives them.
+fn check_motion_fits(motion: &MotionModules, layout: &UNetLayout) -> CandleResult<()> {
+    let fits = |modules: &[Vec<_>], layers: &mut dyn Iterator<Item = usize>| {
+        let counts: Vec<usize> = layers.collect();
+        modules.len() == counts.len() && modules.iter().zip(&counts).all(|(m, &c)| m.len() == c)
+    };
+    let mid_fits = motion.mid.is_empty() || (motion.mid.len() == 1 && layout.mid.is_some());
+    if fits(&motion.down, &mut layout.down.iter().map(|d| d.layers))
+        && fits(&motion.up, &mut layout.up.iter().map(|u| u.layers))
+        && mid_fits
+    {
+        Ok(())
+    } else {
+        candle_core::bail!("the motion modules were built for another UNet layout")
     }
 }
 
