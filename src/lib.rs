@@ -14,9 +14,12 @@
 //! - [`mvcustom`]: the method: multi-view generation with target cameras as the frames of one
 //!   clip, depth-aware feature rendering and latent completion.
 //! - [`render`]: the anchor feature mesh and its rasterisers (wgpu shaders and a CPU reference).
+//! - [`world`]: a procedural multi-view world (scenes, trajectories, CPU ray caster) with exact
+//!   depth, masks and captions: training data and evaluation ground truth.
 
 pub mod camera;
 pub mod diffusion;
 pub mod model;
 pub mod mvcustom;
 pub mod render;
+pub mod world;
