@@ -437,3 +437,60 @@ fn clip_folders_round_trip_and_are_written_once() {
     assert!(err.contains("depth_002.f32"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn sampled_clips_always_show_their_main_object() {
+    // Trajectories are redrawn until no camera stands inside an object or sees the main
+    // object's centre hidden: in every frame most of the main object's silhouette (rendered
+    // alone with the same camera) stays visible.
+    let trajectories = TrajectorySampler {
+        width: 24,
+        height: 24,
+        views: 4,
+        ..Default::default()
+    };
+    let count = |frame: &bevy_mvcustom::world::View| {
+        frame
+            .mask
+            .pixels()
+            .filter(|p| p.0[0] == object_mask_id(0))
+            .count()
+    };
+    for index in 0..80 {
+        let clip =
+            Clip::sample(index, &Split::Train.sampler(), &trajectories, &settings()).unwrap();
+        let mut alone = clip.spec.clone();
+        alone.objects.truncate(1);
+        let alone = render_views(&Scene::new(&alone).unwrap(), &clip.cameras, &settings()).unwrap();
+        for (k, (frame, full)) in clip.frames.iter().zip(&alone).enumerate() {
+            let (visible, silhouette) = (count(frame), count(full));
+            assert!(
+                2 * visible >= silhouette && visible > 0,
+                "clip {index} view {k}: {visible} of {silhouette} pixels of the main object visible"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_view_blocked_by_another_object_is_recognised() {
+    let ball = object(ObjectKind::Ball, Vec2::ZERO, 1.0);
+    let r = ball_radius(&ball);
+    let target = Vec3::new(0.0, r, 0.0);
+    let clear = Scene::new(&scene_with(vec![ball], Ground::Grass, TimeOfDay::Day)).unwrap();
+    let wall = object(ObjectKind::Block, Vec2::new(0.0, 1.5), 1.0);
+    let blocked = Scene::new(&scene_with(vec![ball, wall], Ground::Grass, TimeOfDay::Day)).unwrap();
+    let front = camera(Vec3::new(0.0, r, 4.0), target, Vec3::Y, 16);
+    let side = camera(Vec3::new(4.0, r, 0.0), target, Vec3::Y, 16);
+    assert!(clear.sees_main_object(&front));
+    assert!(
+        !blocked.sees_main_object(&front),
+        "the block stands between"
+    );
+    assert!(blocked.sees_main_object(&side));
+    let inside = camera(Vec3::new(0.0, r, 1.5), target, Vec3::Y, 16);
+    assert!(
+        !blocked.sees_main_object(&inside),
+        "camera inside the block"
+    );
+}

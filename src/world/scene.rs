@@ -11,6 +11,7 @@ use super::materials::{Finish, Material};
 use super::objects::Paint;
 use super::primitives::{Frame, Shape};
 use super::spec::SceneSpec;
+use crate::camera::PinholeCamera;
 
 /// What a ray hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,6 +234,26 @@ impl Scene {
             albedo,
             finish,
         })
+    }
+
+    /// Whether a camera stands outside every object's bounding sphere and sees the main
+    /// object's centre with no other object in the way (what makes a usable training view).
+    pub fn sees_main_object(&self, camera: &PinholeCamera) -> bool {
+        let eye = camera.center();
+        if self
+            .objects
+            .iter()
+            .any(|o| eye.distance(o.centre) <= o.radius)
+        {
+            return false;
+        }
+        let (focus, radius) = self.focus();
+        let to_focus = focus - eye;
+        let distance = to_focus.length();
+        // The main object lies beyond `distance - radius` along this ray (exactly there for a
+        // ball, hence the margin).
+        let clear = (distance - radius) * 0.999;
+        !self.occluded(eye, to_focus / distance, 0.0, clear)
     }
 
     /// Whether any object blocks the segment `origin + t·dir`, `t_min < t < t_max` (the ground
