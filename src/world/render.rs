@@ -324,3 +324,47 @@ pub fn render_views(
     }
     Ok(views)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn srgb_encoding_round_trips_every_byte() {
+        for v in 0..=255u8 {
+            assert_eq!(linear_to_srgb8(srgb8_to_linear(v)), v);
+        }
+        assert_eq!(linear_to_srgb8(0.5), 188);
+        assert_eq!(linear_to_srgb8(-1.0), 0);
+        assert_eq!(linear_to_srgb8(7.0), 255);
+    }
+
+    #[test]
+    fn depth_images_reject_bad_values_by_index() {
+        assert!(DepthImage::new(2, 2, vec![1.0; 3]).is_err());
+        let err = DepthImage::new(2, 1, vec![1.0, f32::NAN])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("depth[1]"), "{err}");
+        let depth = DepthImage::new(2, 1, vec![0.0, 3.0]).unwrap();
+        assert_eq!(depth.get(0, 0), None);
+        assert_eq!(depth.get(1, 0), Some(3.0));
+        assert_eq!(depth.get(2, 0), None);
+        assert_eq!(depth.filled(9.0), vec![9.0, 3.0]);
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let bad = RenderSettings {
+            supersampling: 0,
+            ..RenderSettings::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("supersampling")
+        );
+        RenderSettings::default().validate().unwrap();
+    }
+}

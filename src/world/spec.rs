@@ -16,7 +16,7 @@ use super::error::{Result, WorldError, check_finite, check_positive, invalid};
 use super::materials::{Colour, Finish, Pattern};
 use super::objects::ObjectKind;
 
-/// Most objects a scene may hold (mask ids are one byte; see [`super::render`]).
+/// Most objects a scene may hold (mask ids are one byte; see [`super::object_mask_id`]).
 pub const MAX_OBJECTS: usize = 200;
 
 /// One object of a scene.

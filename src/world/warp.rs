@@ -303,3 +303,71 @@ pub fn multi_view_error(
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inverse_depth_interpolation_is_exact_for_planes() {
+        // A plane's inverse depth is affine in pixel coordinates.
+        let inverse = |p: Vec2| 0.2 + 0.01 * p.x + 0.004 * p.y;
+        let (w, h) = (12u32, 9u32);
+        let data = (0..h)
+            .flat_map(|j| {
+                (0..w).map(move |i| 1.0 / inverse(Vec2::new(i as f32 + 0.5, j as f32 + 0.5)))
+            })
+            .collect();
+        let depth = DepthImage::new(w, h, data).unwrap();
+        for q in [
+            Vec2::new(3.2, 4.7),
+            Vec2::new(0.9, 0.6),
+            Vec2::new(10.4, 8.1),
+        ] {
+            let got = source_inverse_depth(&depth, q).unwrap();
+            assert!(
+                (got - inverse(q)).abs() < 1e-5,
+                "{q:?}: {got} vs {}",
+                inverse(q)
+            );
+        }
+    }
+
+    #[test]
+    fn background_neighbours_fall_back_to_the_nearest_pixel() {
+        let depth = DepthImage::new(2, 1, vec![2.0, 0.0]).unwrap();
+        assert_eq!(source_inverse_depth(&depth, Vec2::new(0.9, 0.5)), Some(0.5));
+        assert_eq!(source_inverse_depth(&depth, Vec2::new(1.1, 0.5)), None);
+    }
+
+    #[test]
+    fn bilinear_sampling_interpolates_between_pixel_centres() {
+        let image = RgbImage::from_raw(2, 1, vec![0, 0, 0, 255, 51, 102]).unwrap();
+        let mid = sample_rgb(&image, Vec2::new(1.0, 0.5));
+        assert!(
+            (mid[0] - 0.5).abs() < 1e-6
+                && (mid[1] - 0.1).abs() < 1e-6
+                && (mid[2] - 0.2).abs() < 1e-6
+        );
+        assert_eq!(sample_rgb(&image, Vec2::new(0.2, 0.5)), [0.0; 3]);
+    }
+
+    #[test]
+    fn identical_views_have_zero_error_and_pool_by_pixels() {
+        let a = ColourError {
+            pixels: 10,
+            mean_abs: 0.1,
+            rmse: 0.2,
+        };
+        let b = ColourError {
+            pixels: 30,
+            mean_abs: 0.3,
+            rmse: 0.0,
+        };
+        let c = a.combine(&b);
+        assert_eq!(c.pixels, 40);
+        assert!((c.mean_abs - 0.25).abs() < 1e-6);
+        assert!((c.rmse - (0.25f32 * 0.04).sqrt()).abs() < 1e-6);
+        assert!((ColourError { rmse: 0.1, ..a }.psnr() - 20.0).abs() < 1e-4);
+    }
+}
