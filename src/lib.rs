@@ -17,6 +17,8 @@
 //! - [`train`]: AdamW with resumable state, atomic checkpoints, from-scratch initialisation.
 //! - [`plugin`]: the Bevy plugin: cameras drive the poses, generated views appear as `Image`
 //!   textures, inference runs in task-pool tasks. [`prelude`] holds what an app uses.
+//! - [`world`]: a procedural multi-view world (scenes, trajectories, CPU ray caster) with exact
+//!   depth, masks and captions: training data and evaluation ground truth.
 
 pub mod camera;
 pub mod diffusion;
@@ -25,6 +27,7 @@ pub mod mvcustom;
 pub mod plugin;
 pub mod render;
 pub mod train;
+pub mod world;
 
 /// What a Bevy app needs to use the plugin: `use bevy_mvcustom::prelude::*;`.
 pub mod prelude {
