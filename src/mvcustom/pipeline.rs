@@ -9,15 +9,19 @@ use candle_core::Tensor;
 use super::components::DiffusionComponents;
 use super::error::{MvError, Result};
 use super::request::{GeneratedViews, GenerationEvent, GenerationRequest, Stage, StageTiming};
-use super::text_to_video::{VideoRequest, sample_latents};
+use super::techniques::{self, SharedRenderer};
+use super::text_to_video::{StepFeatureHook, VideoRequest, sample_latents};
 use crate::diffusion::{CancelToken, HookContext, NoiseGenerator, Sampler, SamplingHook};
 use crate::model::motion::MotionAttention;
 use crate::model::{ComputeSettings, WeightVariant};
+use crate::render::FeatureRenderer;
 
-/// A model loaded once and shared (it is `Send + Sync`) by every generation.
+/// A model loaded once and shared (it is `Send + Sync`) by every generation, with the feature
+/// renderer of depth-aware feature rendering (created on first use, then reused).
 #[derive(Clone, Debug)]
 pub struct MvPipeline {
     components: DiffusionComponents,
+    renderer: SharedRenderer,
 }
 
 /// Reports steps and, when asked, decoded x̂₀ previews through the caller's event sink.
@@ -84,14 +88,26 @@ fn frames_to_images(frames: &Tensor) -> Result<Vec<image::RgbaImage>> {
 impl MvPipeline {
     /// Loads the diffusers-layout model folder `model_dir` on `settings`' device and dtype.
     pub fn load(model_dir: &Path, settings: &ComputeSettings) -> Result<Self> {
-        Ok(Self {
-            components: DiffusionComponents::load(model_dir, WeightVariant::Full, settings)?,
-        })
+        Ok(Self::from_components(DiffusionComponents::load(
+            model_dir,
+            WeightVariant::Full,
+            settings,
+        )?))
     }
 
     /// Wraps already loaded components.
     pub fn from_components(components: DiffusionComponents) -> Self {
-        Self { components }
+        Self {
+            components,
+            renderer: SharedRenderer::default(),
+        }
+    }
+
+    /// Uses `renderer` for depth-aware feature rendering (e.g. one on the Bevy app's device)
+    /// instead of creating one on first use.
+    pub fn with_renderer(mut self, renderer: FeatureRenderer) -> Self {
+        self.renderer = SharedRenderer::new(renderer);
+        self
     }
 
     /// The loaded networks.
@@ -140,6 +156,21 @@ impl MvPipeline {
         }
         let (h, w) = self.components.latent_size(request.width, request.height)?;
         let mut timings = Vec::new();
+        let mut unet = self.components.unet.clone();
+        if request.techniques.dense_attention && unet.has_motion_modules() {
+            unet.set_motion_attention(MotionAttention::Dense {
+                window: request.techniques.attention_window,
+            });
+        }
+        let mut hooks = techniques::prepare(
+            &self.renderer,
+            request,
+            &unet,
+            (h, w),
+            &self.components.settings.device,
+            events,
+            &mut timings,
+        )?;
 
         events(GenerationEvent::StageStarted(Stage::Denoising));
         let started = Instant::now();
@@ -148,12 +179,6 @@ impl MvPipeline {
             &[1, channels, views, h, w],
             &self.components.settings.device,
         )?;
-        let mut unet = self.components.unet.clone();
-        if request.techniques.dense_attention && unet.has_motion_modules() {
-            unet.set_motion_attention(MotionAttention::Dense {
-                window: request.techniques.attention_window,
-            });
-        }
         let video = VideoRequest {
             prompt: request.prompt.clone(),
             negative_prompt: request.negative_prompt.clone(),
@@ -166,14 +191,29 @@ impl MvPipeline {
             events: &mut *events,
             preview_every: request.preview_every,
         };
-        let sampler = Sampler::new()
-            .with_hook(&mut hook)
-            .with_cancel(cancel.clone());
-        let latents = sample_latents(&self.components, &unet, &video, sampler, None)?;
+        let mut sampler = Sampler::new().with_cancel(cancel.clone());
+        if let Some(clc) = hooks.clc.as_mut() {
+            sampler = sampler.with_hook(clc);
+        }
+        let sampler = sampler.with_hook(&mut hook);
+        let feature_hook = hooks.dfr.as_mut().map(|h| h as &mut dyn StepFeatureHook);
+        let latents = sample_latents(&self.components, &unet, &video, sampler, feature_hook)?;
         timings.push(StageTiming {
             stage: "denoising".into(),
             seconds: started.elapsed().as_secs_f64(),
         });
+        if let Some(dfr) = &hooks.dfr {
+            timings.push(StageTiming {
+                stage: "dfr_resolve".into(),
+                seconds: dfr.resolve_time().as_secs_f64(),
+            });
+        }
+        if let Some(clc) = &hooks.clc {
+            timings.push(StageTiming {
+                stage: "clc".into(),
+                seconds: clc.elapsed().as_secs_f64(),
+            });
+        }
 
         cancel.check()?;
         events(GenerationEvent::StageStarted(Stage::Decoding));
