@@ -219,7 +219,12 @@ mod tests {
             let name = format!("down_blocks.{i}.attentions.0.transformer_blocks.0");
             sites.push(site(&name, SpatialBlock, Down, level));
         }
-        sites.push(site("mid_block.attentions.0.transformer_blocks.0", SpatialBlock, Mid, 3));
+        sites.push(site(
+            "mid_block.attentions.0.transformer_blocks.0",
+            SpatialBlock,
+            Mid,
+            3,
+        ));
         sites.push(site("up_blocks.0.motion_modules.0", MotionModule, Up, 3));
         for (i, level) in [(1, 2), (2, 1), (3, 0)] {
             for j in 0..3 {
@@ -246,7 +251,11 @@ mod tests {
         // Level 3 of the up path has only a motion module: the two coarsest transformer levels
         // are 2 and 1.
         assert_eq!(names.len(), 6);
-        assert!(names.iter().all(|n| n.starts_with("up_blocks.1") || n.starts_with("up_blocks.2")));
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with("up_blocks.1") || n.starts_with("up_blocks.2"))
+        );
         // More levels than exist: all of them.
         let all = LayerSelection {
             levels: LevelSelection::Coarsest(10),

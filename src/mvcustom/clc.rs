@@ -188,14 +188,22 @@ mod tests {
             let mut hook = ClcHook::new(&masks(), 0.2, 9).unwrap();
             let (before, after) = complete(&mut hook, &scheduler, 0);
             let d = masks().reshape((1, 1, 3, 4, 5)).unwrap();
-            let d = d.broadcast_as(before.dims()).unwrap().flatten_all().unwrap();
+            let d = d
+                .broadcast_as(before.dims())
+                .unwrap()
+                .flatten_all()
+                .unwrap();
             let d: Vec<f32> = d.to_vec1().unwrap();
             let before: Vec<f32> = before.flatten_all().unwrap().to_vec1().unwrap();
             let after: Vec<f32> = after.flatten_all().unwrap().to_vec1().unwrap();
             let mut changed = 0;
             for ((&d, &b), &a) in d.iter().zip(&before).zip(&after) {
                 if d == 0.0 {
-                    assert_eq!(a.to_bits(), b.to_bits(), "{class}: outside must be untouched");
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "{class}: outside must be untouched"
+                    );
                 } else {
                     assert_ne!(a, b, "{class}: inside must be re-noised");
                     changed += 1;
@@ -276,6 +284,8 @@ mod tests {
             .after_denoise(&ctx(&scheduler, 0), &mut latents, &mut output)
             .unwrap_err();
         assert!(err.to_string().contains("latents"), "{err}");
-        assert!(ClcHook::new(&Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(), 1.0, 0).is_err());
+        assert!(
+            ClcHook::new(&Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(), 1.0, 0).is_err()
+        );
     }
 }

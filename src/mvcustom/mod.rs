@@ -15,8 +15,8 @@ pub use components::DiffusionComponents;
 pub use dfr::{AnchorGeometry, DfrHook};
 pub use error::{MvError, Result};
 pub use pipeline::MvPipeline;
-pub use techniques::SharedRenderer;
 pub use request::{
     ClcSettings, DfrSettings, GeneratedViews, GenerationEvent, GenerationRequest, Stage,
     StageTiming, Techniques,
 };
+pub use techniques::SharedRenderer;

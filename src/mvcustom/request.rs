@@ -50,7 +50,10 @@ impl DfrSettings {
         if !(self.discontinuity_threshold.is_finite() && self.discontinuity_threshold > 0.0) {
             return Err(MvError::request(
                 "techniques.dfr.discontinuity_threshold",
-                format!("must be finite and > 0, got {}", self.discontinuity_threshold),
+                format!(
+                    "must be finite and > 0, got {}",
+                    self.discontinuity_threshold
+                ),
             ));
         }
         if self.layers.kinds.is_empty() || self.layers.paths.is_empty() {

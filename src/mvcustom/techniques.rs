@@ -28,7 +28,10 @@ impl SharedRenderer {
 
     /// The renderer, created now if this is the first use.
     pub fn get(&self) -> Result<Arc<FeatureRenderer>> {
-        let mut slot = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(renderer) = slot.as_ref() {
             return Ok(Arc::clone(renderer));
         }

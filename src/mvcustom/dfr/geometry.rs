@@ -176,7 +176,10 @@ impl AnchorGeometry {
         if (h, w) != grid {
             return Err(MvError::request(
                 "features",
-                format!("anchor features are {h}×{w}, the grid is {}×{}", grid.0, grid.1),
+                format!(
+                    "anchor features are {h}×{w}, the grid is {}×{}",
+                    grid.0, grid.1
+                ),
             ));
         }
         let device = anchor_features.device();
@@ -224,11 +227,7 @@ impl AnchorGeometry {
 /// `[K, h, w]` maps of the non-anchor views as a `[K + 1, 1, h, w]` CPU tensor with a zero
 /// map in the anchor's slot.
 fn with_anchor_row(maps: ViewMaps, anchor: usize) -> candle_core::Result<Tensor> {
-    let (k, h, w) = (
-        maps.views(),
-        maps.height() as usize,
-        maps.width() as usize,
-    );
+    let (k, h, w) = (maps.views(), maps.height() as usize, maps.width() as usize);
     let others = Tensor::from_vec(maps.into_data(), (k, 1, h, w), &Device::Cpu)?;
     let zero = Tensor::zeros((1, 1, h, w), DType::F32, &Device::Cpu)?;
     Tensor::cat(

@@ -54,7 +54,10 @@ impl DfrHook {
             if geometry.grid(grid).is_none() {
                 return Err(super::MvError::request(
                     "techniques.dfr.layers",
-                    format!("layer `{}` works at {grid:?}, which has no geometry", site.name),
+                    format!(
+                        "layer `{}` works at {grid:?}, which has no geometry",
+                        site.name
+                    ),
                 ));
             }
             selected.insert(site.name.clone(), grid);

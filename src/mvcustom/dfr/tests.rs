@@ -92,7 +92,11 @@ fn identity_cameras_and_flat_depth_return_the_anchor_features() {
         assert_eq!(visibility.dims(), &[4, 1, grid.0, grid.1]);
         let seen: Vec<f32> = visibility.sum((1, 2, 3)).unwrap().to_vec1().unwrap();
         let full = (grid.0 * grid.1) as f32;
-        assert_eq!(seen, [full, 0.0, full, full], "full visibility but in the anchor");
+        assert_eq!(
+            seen,
+            [full, 0.0, full, full],
+            "full visibility but in the anchor"
+        );
     }
     let l0 = site("up_blocks.1.attentions.0.transformer_blocks.0", 0);
     let l1 = site("up_blocks.0.attentions.0.transformer_blocks.0", 1);
@@ -140,13 +144,28 @@ fn a_sideways_camera_sees_the_anchor_shifted_by_its_disparity() {
     let features = random(&[3, 12, 16], 3);
     let rendered = geometry.render((12, 16), &features).unwrap();
     assert_eq!(rendered.dims(), &[2, 3, 12, 16]);
-    assert_eq!(max_abs(&rendered.get(0).unwrap()), 0.0, "anchor slot is zero");
+    assert_eq!(
+        max_abs(&rendered.get(0).unwrap()),
+        0.0,
+        "anchor slot is zero"
+    );
     let view = rendered.get(1).unwrap().narrow(2, 0, 15).unwrap();
     let expected = features.narrow(2, 1, 15).unwrap();
     let err = max_abs(&(view - expected).unwrap());
     assert!(err < 1e-4, "shifted features differ by {err}");
-    let mask = geometry.grid((12, 16)).unwrap().visibility().get(1).unwrap();
-    let seen: f32 = mask.narrow(2, 0, 15).unwrap().sum_all().unwrap().to_scalar().unwrap();
+    let mask = geometry
+        .grid((12, 16))
+        .unwrap()
+        .visibility()
+        .get(1)
+        .unwrap();
+    let seen: f32 = mask
+        .narrow(2, 0, 15)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
     assert_eq!(seen, 12.0 * 15.0);
 }
 
@@ -188,9 +207,12 @@ fn acts_only_during_the_first_fraction_of_steps_and_at_chosen_layers() {
                     assert_eq!(max_abs(&diff), 0.0, "view {keep} must be untouched");
                 }
                 for changed in [0, 2] {
-                    let diff = (out.get(changed).unwrap() - features.get(changed).unwrap())
-                        .unwrap();
-                    assert!(max_abs(&diff) > 0.1, "view {changed} must be replaced in part");
+                    let diff =
+                        (out.get(changed).unwrap() - features.get(changed).unwrap()).unwrap();
+                    assert!(
+                        max_abs(&diff) > 0.1,
+                        "view {changed} must be replaced in part"
+                    );
                 }
             }
         }
@@ -220,11 +242,22 @@ fn layers_without_geometry_and_mismatched_features_are_errors() {
         .unwrap_err();
     assert!(err.to_string().contains(&chosen.name), "{err}");
     let bad_grid = Tensor::zeros((4, 2, 6, 8), DType::F32, &Device::Cpu).unwrap();
-    assert!(hook.on_features(&point(&chosen.name, 4), &bad_grid).is_err());
+    assert!(
+        hook.on_features(&point(&chosen.name, 4), &bad_grid)
+            .is_err()
+    );
     let one = [camera_at(Vec3::ZERO)];
     let depth = DepthMap::new(4, 4, vec![1.0; 16]).unwrap();
     assert!(
-        AnchorGeometry::build(&cpu_renderer(), &depth, &one, 0, 0.1, &[(4, 4)], &Device::Cpu)
-            .is_err()
+        AnchorGeometry::build(
+            &cpu_renderer(),
+            &depth,
+            &one,
+            0,
+            0.1,
+            &[(4, 4)],
+            &Device::Cpu
+        )
+        .is_err()
     );
 }
