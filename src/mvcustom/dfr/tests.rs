@@ -7,12 +7,27 @@ use crate::diffusion::NoiseGenerator;
 use crate::model::hook::{HookKind, UNetPath};
 use crate::render::{Backend, DepthMap, FeatureRenderer, RenderSettings};
 
-fn cpu_renderer() -> FeatureRenderer {
+fn renderer(backend: Backend) -> FeatureRenderer {
     FeatureRenderer::new(RenderSettings {
-        backend: Backend::Cpu,
+        backend,
         ..RenderSettings::default()
     })
-    .unwrap()
+    .unwrap_or_else(|e| panic!("no {backend:?} renderer: {e}"))
+}
+
+fn cpu_renderer() -> FeatureRenderer {
+    renderer(Backend::Cpu)
+}
+
+/// The CPU renderer and a GPU one (software rasterisers included, as the renderer's own
+/// tests), unless `MVCUSTOM_SKIP_GPU_TESTS=1`.
+fn renderers() -> Vec<FeatureRenderer> {
+    let skip_gpu = std::env::var("MVCUSTOM_SKIP_GPU_TESTS").is_ok_and(|v| v == "1");
+    let mut all = vec![cpu_renderer()];
+    if !skip_gpu {
+        all.push(renderer(Backend::Gpu));
+    }
+    all
 }
 
 /// A 64×48 camera at `center` looking down +Z (identity orientation).
@@ -70,9 +85,13 @@ fn max_abs(t: &Tensor) -> f32 {
 /// Geometry of 4 views at the latent grid 12×16 (level 0) and 6×8 (level 1), anchor view 1,
 /// from a flat depth of 3 at 40×30 (a resolution of its own).
 fn geometry(cameras: &[PinholeCamera]) -> AnchorGeometry {
+    geometry_with(&cpu_renderer(), cameras)
+}
+
+fn geometry_with(renderer: &FeatureRenderer, cameras: &[PinholeCamera]) -> AnchorGeometry {
     let depth = DepthMap::new(40, 30, vec![3.0; 40 * 30]).unwrap();
     AnchorGeometry::build(
-        &cpu_renderer(),
+        renderer,
         &depth,
         cameras,
         1,
@@ -85,8 +104,15 @@ fn geometry(cameras: &[PinholeCamera]) -> AnchorGeometry {
 
 #[test]
 fn identity_cameras_and_flat_depth_return_the_anchor_features() {
+    for renderer in renderers() {
+        identity_returns_the_anchor(&renderer);
+    }
+}
+
+fn identity_returns_the_anchor(renderer: &FeatureRenderer) {
+    let backend = renderer.describe();
     let cameras = vec![camera_at(Vec3::ZERO); 4];
-    let geometry = geometry(&cameras);
+    let geometry = geometry_with(renderer, &cameras);
     for grid in [(12, 16), (6, 8)] {
         let visibility = geometry.grid(grid).unwrap().visibility();
         assert_eq!(visibility.dims(), &[4, 1, grid.0, grid.1]);
@@ -115,7 +141,10 @@ fn identity_cameras_and_flat_depth_return_the_anchor_features() {
             for view in 0..4 {
                 let got = out.get(half * 4 + view).unwrap();
                 let err = max_abs(&(got - &anchor).unwrap());
-                assert!(err < 1e-5, "half {half} view {view} at {h}×{w}: {err}");
+                assert!(
+                    err < 1e-5,
+                    "{backend}: half {half} view {view} at {h}×{w}: {err}"
+                );
             }
         }
     }
@@ -131,42 +160,45 @@ fn a_sideways_camera_sees_the_anchor_shifted_by_its_disparity() {
     let shift = 3.0 / fx_grid;
     let cameras = vec![anchor, camera_at(Vec3::new(shift, 0.0, 0.0))];
     let depth = DepthMap::new(16, 12, vec![3.0; 16 * 12]).unwrap();
-    let mut geometry = AnchorGeometry::build(
-        &cpu_renderer(),
-        &depth,
-        &cameras,
-        0,
-        0.1,
-        &[(12, 16)],
-        &Device::Cpu,
-    )
-    .unwrap();
     let features = random(&[3, 12, 16], 3);
-    let rendered = geometry.render((12, 16), &features).unwrap();
-    assert_eq!(rendered.dims(), &[2, 3, 12, 16]);
-    assert_eq!(
-        max_abs(&rendered.get(0).unwrap()),
-        0.0,
-        "anchor slot is zero"
-    );
-    let view = rendered.get(1).unwrap().narrow(2, 0, 15).unwrap();
-    let expected = features.narrow(2, 1, 15).unwrap();
-    let err = max_abs(&(view - expected).unwrap());
-    assert!(err < 1e-4, "shifted features differ by {err}");
-    let mask = geometry
-        .grid((12, 16))
-        .unwrap()
-        .visibility()
-        .get(1)
+    for renderer in renderers() {
+        let backend = renderer.describe();
+        let mut geometry = AnchorGeometry::build(
+            &renderer,
+            &depth,
+            &cameras,
+            0,
+            0.1,
+            &[(12, 16)],
+            &Device::Cpu,
+        )
         .unwrap();
-    let seen: f32 = mask
-        .narrow(2, 0, 15)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap();
-    assert_eq!(seen, 12.0 * 15.0);
+        let rendered = geometry.render((12, 16), &features).unwrap();
+        assert_eq!(rendered.dims(), &[2, 3, 12, 16]);
+        assert_eq!(
+            max_abs(&rendered.get(0).unwrap()),
+            0.0,
+            "anchor slot is zero"
+        );
+        let view = rendered.get(1).unwrap().narrow(2, 0, 15).unwrap();
+        let expected = features.narrow(2, 1, 15).unwrap();
+        let err = max_abs(&(view - expected).unwrap());
+        assert!(err < 1e-4, "{backend}: shifted features differ by {err}");
+        let mask = geometry
+            .grid((12, 16))
+            .unwrap()
+            .visibility()
+            .get(1)
+            .unwrap();
+        let seen: f32 = mask
+            .narrow(2, 0, 15)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert_eq!(seen, 12.0 * 15.0, "{backend}");
+    }
 }
 
 #[test]
