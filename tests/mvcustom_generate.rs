@@ -5,12 +5,14 @@
 //! anchor's geometry towards the anchor's content.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bevy_mvcustom::camera::{ImageSize, Intrinsics, PinholeCamera, look_at};
 use bevy_mvcustom::diffusion::{CancelToken, NoiseGenerator, Sampler, StepInfo};
+use bevy_mvcustom::model::depth::{DepthEstimator, InverseDepth};
 use bevy_mvcustom::model::hook::{FeatureHook, HookKind, HookPoint, UNetPath};
 use bevy_mvcustom::model::{ComputeSettings, WeightVariant};
+use bevy_mvcustom::mvcustom::anchor_depth::central_median;
 use bevy_mvcustom::mvcustom::text_to_video::{StepFeatureHook, VideoRequest, sample_latents};
 use bevy_mvcustom::mvcustom::{
     AnchorGeometry, ClcSettings, DfrHook, DfrSettings, DiffusionComponents, GeneratedViews,
@@ -432,6 +434,7 @@ fn missing_depth_and_inconsistent_settings_are_request_errors() {
     };
     let (f, reason) = field(with_dfr_clc(), false);
     assert_eq!(f, "anchor_depth");
+    assert!(reason.contains("estimator"), "{reason}");
     assert!(reason.contains("depth"), "{reason}");
     let clc_only = Techniques {
         dfr: None,
@@ -473,4 +476,89 @@ fn the_scene_depth_puts_the_sphere_on_the_unit_sphere() {
     let centre = depth.data()[(24 * 48 + 24) as usize];
     let p = cams[ANCHOR].unproject(cams[ANCHOR].grid_cell_center(24, 24, 48, 48), centre);
     assert!((p.length() - 1.0).abs() < 0.05, "{p}");
+}
+
+/// Stands in for a monocular estimator: twice the true inverse depth of the test scene as
+/// the anchor camera sees it (relative inverse depth has an arbitrary scale), checking the
+/// image it is given.
+#[derive(Debug)]
+struct SceneEstimator {
+    truth: DepthMap,
+}
+
+impl DepthEstimator for SceneEstimator {
+    fn estimate(&self, image: &Tensor) -> bevy_mvcustom::model::Result<InverseDepth> {
+        assert_eq!(image.dims(), &[3, SIZE as usize, SIZE as usize]);
+        let range: Vec<f32> = [image.min_all().unwrap(), image.max_all().unwrap()]
+            .iter()
+            .map(|t| t.to_scalar::<f32>().unwrap())
+            .collect();
+        assert!(range[0] >= 0.0 && range[1] <= 1.0, "{range:?}");
+        let data = self.truth.data().iter().map(|z| 2.0 / z).collect();
+        InverseDepth::new(self.truth.width(), self.truth.height(), data)
+    }
+}
+
+#[test]
+fn without_a_depth_map_the_anchor_depth_is_estimated_from_a_first_pass() {
+    let mut request = request(with_dfr_clc());
+    let truth = request.anchor_depth.take().unwrap();
+    let pipeline = pipeline()
+        .clone()
+        .with_depth_estimator(Arc::new(SceneEstimator {
+            truth: truth.clone(),
+        }));
+    let mut stages = Vec::new();
+    let mut steps = 0;
+    let views = pipeline
+        .generate(
+            &request,
+            &mut |e| match e {
+                GenerationEvent::StageStarted(s) => stages.push(s),
+                GenerationEvent::Step { .. } => steps += 1,
+                GenerationEvent::Preview { .. } => {}
+            },
+            &CancelToken::new(),
+        )
+        .unwrap();
+    assert_eq!(
+        stages,
+        [
+            Stage::AnchorDepth,
+            Stage::RenderingFeatures,
+            Stage::Denoising,
+            Stage::Decoding
+        ]
+    );
+    assert_eq!(steps, 2 * request.steps, "first pass and main pass");
+    assert!(views.timings.iter().any(|t| t.stage == "anchor_depth"));
+    // The alignment puts the median inverse depth of the central 20% of the anchor's image
+    // (the sphere's front, at about 3) at the cameras' common look-at point (the origin, at
+    // z = 4): every depth is scaled by 4 · median(1/z).
+    let inverse = InverseDepth::new(
+        truth.width(),
+        truth.height(),
+        truth.data().iter().map(|z| 1.0 / z).collect(),
+    )
+    .unwrap();
+    let factor = 4.0 * central_median(&inverse, 0.2);
+    assert!((factor - 4.0 / 3.0).abs() < 0.02, "{factor}");
+    let depth = views
+        .anchor_depth
+        .as_ref()
+        .expect("the estimated depth is reported");
+    for (&got, &z) in depth.data().iter().zip(truth.data()) {
+        assert!((got - z * factor).abs() < 1e-4 * z, "{got} vs {z}");
+    }
+    // Deterministic too.
+    let again = pipeline
+        .generate(&request, &mut |_| {}, &CancelToken::new())
+        .unwrap();
+    assert_eq!(pixels(&views), pixels(&again));
+}
+
+#[test]
+fn the_pipeline_crosses_threads() {
+    fn check<T: Send + Sync>() {}
+    check::<MvPipeline>();
 }

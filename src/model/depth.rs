@@ -330,7 +330,7 @@ impl DepthEstimator for DepthAnything {
         // candle-transformers' last 1×1 convolution pads by one pixel, so its map is
         // (s + 2)²; the ring is not part of the image: crop back to s².
         let (_, _, out_h, out_w) = out.dims4()?;
-        if out_h < s || out_w < s || (out_h - s) % 2 != 0 || out_h - s != out_w - s {
+        if out_h < s || out_w < s || !(out_h - s).is_multiple_of(2) || out_h - s != out_w - s {
             return Err(ModelError::InvalidInput {
                 name: "depth estimator output".into(),
                 reason: format!("{out_h}×{out_w} for a {s}² input"),

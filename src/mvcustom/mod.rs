@@ -1,6 +1,7 @@
 //! The method layer: MVCustom's multi-view generation on top of the networks, the sampling
 //! loop and the feature renderer — target cameras become the frames of one clip.
 
+pub mod anchor_depth;
 pub mod clc;
 pub mod components;
 pub mod dfr;
@@ -10,6 +11,7 @@ pub mod request;
 pub mod techniques;
 pub mod text_to_video;
 
+pub use anchor_depth::DepthAlignment;
 pub use clc::ClcHook;
 pub use components::DiffusionComponents;
 pub use dfr::{AnchorGeometry, DfrHook};

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::anchor_depth::DepthAlignment;
 use super::error::{MvError, Result};
 use crate::camera::PinholeCamera;
 use crate::model::hook::{HookKind, LayerSelection, LevelSelection, UNetPath};
@@ -26,6 +27,9 @@ pub struct DfrSettings {
     /// 64² latents): coarse enough that the anchor's layout carries over, while the finest
     /// level, where rendered features are least reliable, is left to the network.
     pub layers: LayerSelection,
+    /// How a monocular depth estimate is aligned to the scene when the request has no
+    /// anchor depth (see [`MvPipeline::with_depth_estimator`](super::MvPipeline::with_depth_estimator)).
+    pub depth_alignment: DepthAlignment,
 }
 
 impl Default for DfrSettings {
@@ -39,6 +43,7 @@ impl Default for DfrSettings {
                 paths: vec![UNetPath::Up],
                 levels: LevelSelection::Coarsest(2),
             },
+            depth_alignment: DepthAlignment::default(),
         }
     }
 }
@@ -62,6 +67,7 @@ impl DfrSettings {
                 "needs at least one hook kind and one UNet path",
             ));
         }
+        self.depth_alignment.validate()?;
         match self.anchor_view {
             None => Ok(views / 2),
             Some(a) if a < views => Ok(a),
@@ -185,7 +191,8 @@ pub struct GenerationRequest {
     pub techniques: Techniques,
     /// The anchor view's z-depth in world units (camera-frame Z, at any resolution covering
     /// the anchor camera's whole image), e.g. from a Bevy depth prepass. Depth-aware feature
-    /// rendering (and so latent completion, which uses its geometry) needs it.
+    /// rendering (and so latent completion, which uses its geometry) needs it, or a pipeline
+    /// with a depth estimator, which then estimates it from a first pass without them.
     pub anchor_depth: Option<DepthMap>,
     /// Decode and report intermediate x̂₀ previews every this many steps (`None`: never).
     pub preview_every: Option<usize>,
@@ -243,4 +250,7 @@ pub struct GeneratedViews {
     pub images: Vec<image::RgbaImage>,
     /// Per-stage wall-clock times.
     pub timings: Vec<StageTiming>,
+    /// The anchor depth depth-aware feature rendering used (the request's, or the estimated
+    /// one); `None` when it did not run.
+    pub anchor_depth: Option<DepthMap>,
 }

@@ -10,9 +10,11 @@ use candle_core::Device;
 use super::clc::ClcHook;
 use super::dfr::{AnchorGeometry, DfrHook};
 use super::error::{MvError, Result};
-use super::request::{GenerationEvent, GenerationRequest, Stage, StageTiming};
+use super::request::{
+    ClcSettings, DfrSettings, GenerationEvent, GenerationRequest, Stage, StageTiming,
+};
 use crate::model::unet::UNet;
-use crate::render::{FeatureRenderer, RenderSettings};
+use crate::render::{DepthMap, FeatureRenderer, RenderSettings};
 
 /// A feature renderer created on first use (with [`RenderSettings::default`]: a hardware GPU
 /// when there is one, else the CPU) and shared by every generation of a pipeline, so that a
@@ -50,19 +52,20 @@ pub(crate) struct TechniqueHooks {
     pub clc: Option<ClcHook>,
 }
 
-/// Builds the hooks of `request`'s techniques for `unet` at the latent grid `latent`,
-/// reporting [`Stage::RenderingFeatures`] and the `dfr_rasterise` timing. A single view has
-/// nothing to render into: no hooks.
-pub(crate) fn prepare(
-    renderer: &SharedRenderer,
-    request: &GenerationRequest,
-    unet: &UNet,
-    latent: (usize, usize),
-    device: &Device,
-    events: &mut dyn FnMut(GenerationEvent),
-    timings: &mut Vec<StageTiming>,
-) -> Result<TechniqueHooks> {
-    let views = request.cameras.len();
+/// Depth-aware feature rendering (and latent completion) as a request asks for them, checked.
+#[derive(Debug)]
+pub(crate) struct Plan<'a> {
+    /// The anchor view.
+    pub anchor: usize,
+    /// DFR's settings.
+    pub dfr: &'a DfrSettings,
+    /// CLC's settings, when on.
+    pub clc: Option<&'a ClcSettings>,
+}
+
+/// Checks `request`'s technique settings; `None` when DFR is off or there is a single view
+/// (nothing to render into). CLC without DFR is an error: it uses DFR's geometry.
+pub(crate) fn plan(request: &GenerationRequest) -> Result<Option<Plan<'_>>> {
     let techniques = &request.techniques;
     if let Some(clc) = &techniques.clc {
         clc.validate()?;
@@ -75,22 +78,44 @@ pub(crate) fn prepare(
                  geometry: switch `techniques.dfr` on (with an anchor depth) or CLC off",
             ));
         }
-        return Ok(TechniqueHooks::default());
+        return Ok(None);
     };
+    let views = request.cameras.len();
     let anchor = dfr.validate(views)?;
-    if views < 2 {
-        return Ok(TechniqueHooks::default());
-    }
-    let Some(depth) = &request.anchor_depth else {
-        return Err(MvError::request(
-            "anchor_depth",
-            "is required by depth-aware feature rendering: estimating depth without a depth \
-             map is not available; supply the anchor view's z-depth or switch \
-             `techniques.dfr` off",
-        ));
-    };
+    Ok((views >= 2).then_some(Plan {
+        anchor,
+        dfr,
+        clc: techniques.clc.as_ref(),
+    }))
+}
+
+/// The error of a request that needs an anchor depth the pipeline cannot get.
+pub(crate) fn missing_depth() -> MvError {
+    MvError::request(
+        "anchor_depth",
+        "is required by depth-aware feature rendering and this pipeline has no depth \
+         estimator: supply the anchor view's z-depth, give the pipeline an estimator \
+         (`MvPipeline::with_depth_estimator`) or switch `techniques.dfr` off",
+    )
+}
+
+/// Builds the hooks of `plan` for `request`'s cameras, the anchor depth `depth`, `unet` at
+/// the latent grid `latent`, reporting [`Stage::RenderingFeatures`] and the `dfr_rasterise`
+/// timing.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare(
+    renderer: &SharedRenderer,
+    request: &GenerationRequest,
+    plan: &Plan<'_>,
+    depth: &DepthMap,
+    unet: &UNet,
+    latent: (usize, usize),
+    device: &Device,
+    events: &mut dyn FnMut(GenerationEvent),
+    timings: &mut Vec<StageTiming>,
+) -> Result<TechniqueHooks> {
     let sites = unet.hook_sites();
-    let layers = dfr.layers.select(&sites);
+    let layers = plan.dfr.layers.select(&sites);
     if layers.is_empty() {
         let available: Vec<String> = sites
             .iter()
@@ -105,7 +130,7 @@ pub(crate) fn prepare(
         ));
     }
     let mut grids: Vec<(usize, usize)> = layers.iter().map(|s| s.grid(latent)).collect();
-    let clc_grid = techniques.clc.as_ref().map(|c| {
+    let clc_grid = plan.clc.map(|c| {
         let s = c.mask_supersampling as usize;
         (latent.0 * s, latent.1 * s)
     });
@@ -118,12 +143,12 @@ pub(crate) fn prepare(
         &renderer,
         depth,
         &request.cameras,
-        anchor,
-        dfr.discontinuity_threshold,
+        plan.anchor,
+        plan.dfr.discontinuity_threshold,
         &grids,
         device,
     )?;
-    let clc = match (&techniques.clc, clc_grid) {
+    let clc = match (plan.clc, clc_grid) {
         (Some(settings), Some(grid)) => {
             let mask = geometry.disocclusion(grid, latent, device)?;
             Some(ClcHook::new(
@@ -134,7 +159,7 @@ pub(crate) fn prepare(
         }
         _ => None,
     };
-    let dfr = DfrHook::new(geometry, &layers, latent, f64::from(dfr.step_fraction))?;
+    let dfr = DfrHook::new(geometry, &layers, latent, f64::from(plan.dfr.step_fraction))?;
     timings.push(StageTiming {
         stage: "dfr_rasterise".into(),
         seconds: started.elapsed().as_secs_f64(),
