@@ -562,3 +562,48 @@ fn the_pipeline_crosses_threads() {
     fn check<T: Send + Sync>() {}
     check::<MvPipeline>();
 }
+
+#[test]
+fn default_dfr_layers_of_an_sd15_layout_are_the_up_paths_16_and_32_levels() {
+    let dir = model_dir().join("../unet_sd15_layout/unet");
+    let unet = bevy_mvcustom::model::unet::UNet::load(
+        &dir,
+        None,
+        WeightVariant::Full,
+        &ComputeSettings::default(),
+    )
+    .unwrap();
+    let sites = unet.hook_sites();
+    let layers = DfrSettings::default().layers.select(&sites);
+    let found: Vec<(&str, usize, (usize, usize))> = layers
+        .iter()
+        .map(|s| (s.name.as_str(), s.level, s.grid((64, 64))))
+        .collect();
+    let expected: Vec<(String, usize, (usize, usize))> = [(1, 2, 16), (2, 1, 32)]
+        .iter()
+        .flat_map(|&(block, level, side)| {
+            (0..3).map(move |j| {
+                (
+                    format!("up_blocks.{block}.attentions.{j}.transformer_blocks.0"),
+                    level,
+                    (side, side),
+                )
+            })
+        })
+        .collect();
+    let expected: Vec<(&str, usize, (usize, usize))> = expected
+        .iter()
+        .map(|(n, l, g)| (n.as_str(), *l, *g))
+        .collect();
+    assert_eq!(found, expected);
+    // Levels of the other paths: down blocks 0–2 at 0–2, the mid block at 3.
+    let level_of = |prefix: &str| {
+        sites
+            .iter()
+            .find(|s| s.name.starts_with(prefix))
+            .map(|s| (s.path, s.level))
+    };
+    assert_eq!(level_of("down_blocks.2."), Some((UNetPath::Down, 2)));
+    assert_eq!(level_of("mid_block."), Some((UNetPath::Mid, 3)));
+    assert_eq!(level_of("up_blocks.3."), Some((UNetPath::Up, 0)));
+}
