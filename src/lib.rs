@@ -14,9 +14,29 @@
 //! - [`mvcustom`]: the method: multi-view generation with target cameras as the frames of one
 //!   clip, depth-aware feature rendering and latent completion.
 //! - [`render`]: the anchor feature mesh and its rasterisers (wgpu shaders and a CPU reference).
+//! - [`train`]: AdamW with resumable state, atomic checkpoints, from-scratch initialisation.
+//! - [`plugin`]: the Bevy plugin: cameras drive the poses, generated views appear as `Image`
+//!   textures, inference runs in task-pool tasks. [`prelude`] holds what an app uses.
 
 pub mod camera;
 pub mod diffusion;
 pub mod model;
 pub mod mvcustom;
+pub mod plugin;
 pub mod render;
+pub mod train;
+
+/// What a Bevy app needs to use the plugin: `use bevy_mvcustom::prelude::*;`.
+pub mod prelude {
+    pub use crate::mvcustom::{ClcSettings, DfrSettings, Stage, Techniques};
+    pub use crate::plugin::{
+        CancelShot, ComputeDevice, GenerateShot, GenerationState, ModelLoadFailed, MvCustom,
+        MvCustomCommandsExt, MvCustomPlugin, MvCustomShot, MvCustomStatus, MvCustomSystems,
+        Precision, ShotCancelled, ShotDefaults, ShotFailed, ShotFinished, ShotViews,
+    };
+}
+
+/// The README's code samples, compiled as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

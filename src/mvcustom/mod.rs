@@ -4,10 +4,12 @@
 pub mod anchor_depth;
 pub mod clc;
 pub mod components;
+pub mod compose;
 pub mod dfr;
 pub mod error;
 pub mod pipeline;
 pub mod request;
+pub mod subject;
 pub mod techniques;
 pub mod text_to_video;
 
@@ -21,4 +23,5 @@ pub use request::{
     ClcSettings, DfrSettings, GeneratedViews, GenerationEvent, GenerationRequest, Stage,
     StageTiming, Techniques,
 };
+pub use subject::{Subject, SubjectDefinition, SubjectError};
 pub use techniques::SharedRenderer;

@@ -437,6 +437,16 @@ pub enum SchedulerConfig {
 }
 
 impl SchedulerConfig {
+    /// The settings every scheduler shares: the training noise schedule and what the network
+    /// predicts (training uses these too).
+    pub fn common(&self) -> &CommonConfig {
+        match self {
+            Self::Ddim(c) => &c.common,
+            Self::EulerDiscrete(c) => &c.common,
+            Self::DpmSolverMultistep(c) => &c.common,
+        }
+    }
+
     /// Reads `scheduler_config.json` from a component folder (usually `<model>/scheduler`).
     pub fn from_dir(dir: &ComponentDir) -> Result<Self> {
         Self::from_file(&dir.file(SCHEDULER_CONFIG_FILE)?)

@@ -1,0 +1,93 @@
+//! Errors of the plugin layer: a shot that cannot become a request, a generation that failed
+//! or panicked, an image that cannot be saved.
+
+use std::path::PathBuf;
+
+use bevy::ecs::entity::Entity;
+
+use crate::camera::CameraError;
+use crate::mvcustom::MvError;
+
+/// Why a generation could not start or finish, or an image could not be saved. Its text is
+/// what [`GenerationState::Failed`](super::GenerationState::Failed) and
+/// [`ShotFailed`](super::ShotFailed) carry.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The entity asked to generate has no `MvCustomShot`.
+    #[error("entity {entity} has no `MvCustomShot`")]
+    NotAShot {
+        /// The entity.
+        entity: Entity,
+    },
+    /// No camera belongs to the shot.
+    #[error("shot {shot} has no cameras (no entity has an `MvCustom` pointing at it)")]
+    NoViews {
+        /// The shot.
+        shot: Entity,
+    },
+    /// A camera of the shot lacks a component needed for its pose.
+    #[error("camera {camera} of shot {shot} has no `{component}`")]
+    MissingComponent {
+        /// The shot.
+        shot: Entity,
+        /// The camera.
+        camera: Entity,
+        /// The component it lacks.
+        component: &'static str,
+    },
+    /// A camera's pose or projection cannot be converted.
+    #[error("camera {camera}: {source}")]
+    Camera {
+        /// The camera.
+        camera: Entity,
+        /// The camera model's objection.
+        #[source]
+        source: CameraError,
+    },
+    /// The shot's anchor is not one of its cameras.
+    #[error("shot {shot}: anchor {anchor} is not one of its cameras")]
+    AnchorNotInShot {
+        /// The shot.
+        shot: Entity,
+        /// The anchor it names.
+        anchor: Entity,
+    },
+    /// A Bevy image cannot be turned into RGBA8 pixels.
+    #[error("image: {reason}")]
+    Image {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file could not be written.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The generator returned another number of images than views were asked for.
+    #[error("the generator returned {got} images for {expected} views")]
+    ViewCount {
+        /// Views asked for.
+        expected: usize,
+        /// Images returned.
+        got: usize,
+    },
+    /// The generation (or the model load before it) panicked; the panic was caught.
+    #[error("generation panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// The model failed to load or to generate.
+    #[error(transparent)]
+    Generation(#[from] MvError),
+}
+
+impl PluginError {
+    /// Whether this is a cancellation rather than a failure.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, PluginError::Generation(e) if e.is_cancelled())
+    }
+}

@@ -1,0 +1,15 @@
+//! Training machinery shared by subject customization and by the project's own base-model
+//! training: an AdamW whose state survives restarts, atomic checkpoints, and from-scratch
+//! initialisation of networks built over a `VarMap`.
+
+pub mod adamw;
+pub mod checkpoint;
+pub mod denoising;
+pub mod init;
+
+pub use adamw::{AdamW, AdamWConfig};
+pub use checkpoint::{load_tensors, save_tensors_atomic, take_tensor, write_atomic};
+pub use denoising::{
+    DenoisingBatch, TimestepSampling, denoising_loss, masked_mse, noised_and_target,
+};
+pub use init::{initialise_for_training, named_vars, parameter_count, snapshot};
