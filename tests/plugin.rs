@@ -164,6 +164,7 @@ impl ViewGenerator for Recorder {
         Ok(GeneratedViews {
             images: flat_views(request, 200),
             timings: vec![],
+            anchor_depth: None,
         })
     }
 }
@@ -192,6 +193,7 @@ impl ViewGenerator for Slow {
         Ok(GeneratedViews {
             images: flat_views(request, 1),
             timings: vec![],
+            anchor_depth: None,
         })
     }
 }
@@ -226,6 +228,7 @@ impl ViewGenerator for Gated {
                 stage: "denoising".into(),
                 seconds: 0.0,
             }],
+            anchor_depth: None,
         })
     }
 }

@@ -35,7 +35,7 @@ use self::config::{UNetConfig, UNetLayout};
 use self::embeddings::{TimestepEmbedding, TimestepProjection, expand_timesteps};
 use super::attention::AttentionSettings;
 use super::error::{ModelError, Result};
-use super::hook::{FeatureHook, HookKind, NoHook};
+use super::hook::{FeatureHook, HookKind, HookSite, NoHook, UNetPath};
 use super::load::{ComponentDir, ComputeSettings, WeightVariant};
 use super::motion::MotionAttention;
 use super::motion_adapter::{MotionAdapterConfig, MotionModules};
@@ -224,6 +224,34 @@ impl UNet {
         points.extend(self.mid.iter().flat_map(|b| b.hook_points()));
         points.extend(self.up.iter().flat_map(|b| b.hook_points()));
         points
+    }
+
+    /// Every hook point with its path and resolution level, in the order `forward` calls
+    /// them: down block `i` works at the level of the downsamplers before it, the mid block
+    /// below the last one, and each up block one level above the previous upsampler.
+    pub fn hook_sites(&self) -> Vec<HookSite> {
+        let mut sites = Vec::new();
+        let mut level = 0;
+        let mut push = |points: Vec<(String, HookKind)>, path, level| {
+            sites.extend(points.into_iter().map(|(name, kind)| HookSite {
+                name,
+                kind,
+                path,
+                level,
+            }));
+        };
+        for (block, layout) in self.down.iter().zip(&self.layout.down) {
+            push(block.hook_points(), UNetPath::Down, level);
+            level += usize::from(layout.downsample);
+        }
+        if let Some(block) = &self.mid {
+            push(block.hook_points(), UNetPath::Mid, level);
+        }
+        for (block, layout) in self.up.iter().zip(&self.layout.up) {
+            push(block.hook_points(), UNetPath::Up, level);
+            level = level.saturating_sub(usize::from(layout.upsample));
+        }
+        sites
     }
 
     /// Predicts the noise (or whatever the checkpoint was trained on) for `sample`.
