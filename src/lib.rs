@@ -14,8 +14,11 @@
 //! - [`mvcustom`]: the method: multi-view generation with target cameras as the frames of one
 //!   clip, depth-aware feature rendering and latent completion.
 //! - [`render`]: the anchor feature mesh and its rasterisers (wgpu shaders and a CPU reference).
+//! - [`cli`]: the `mvcustom` command-line tool (generate, inspect, bench), on the layers above
+//!   and without Bevy.
 
 pub mod camera;
+pub mod cli;
 pub mod diffusion;
 pub mod model;
 pub mod mvcustom;
