@@ -288,10 +288,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             &mut progress,
         )?);
     }
-    if args.sd15 {
-        if let Some(dir) = &tokenizer_dir {
-            configs.push(bench_sd15(args, dir, &settings, &mut progress)?);
-        }
+    if let (true, Some(dir)) = (args.sd15, &tokenizer_dir) {
+        configs.push(bench_sd15(args, dir, &settings, &mut progress)?);
     }
     let report = BenchReport {
         tool: ToolInfo::new("bench"),
