@@ -23,13 +23,41 @@ use crate::mvcustom::DiffusionComponents;
 /// Where the configurations claim to come from, in error messages.
 const ROOT: &str = "<sd15 random>";
 
+/// Standard normals behind every random tensor: 2^20 of them, drawn once from the seed.
+const BLOCK: usize = 1 << 20;
+
 /// Seeded random tensors for any requested name and shape: matrices and kernels
 /// N(0, 1/fan_in) (LeCun normal, so activations keep their scale through the layers),
-/// one-dimensional `…weight` tensors (norm scales) ones, everything else (biases) zeros. A
-/// tensor's values depend only on the seed and its name. It reports holding no tensor, so
-/// optional and legacy names are never taken.
+/// one-dimensional `…weight` tensors (norm scales) ones, everything else (biases) zeros.
+///
+/// Drawing a billion normals one by one would take minutes, so the values of a tensor are a
+/// block of [`BLOCK`] seeded standard normals, rotated by a hash of the tensor's name and
+/// tiled: they depend only on the seed and the name, with the statistics that matter for
+/// timing. It reports holding no tensor, so optional and legacy names are never taken.
+#[derive(Clone)]
 struct RandomWeights {
-    seed: u64,
+    /// The block of normals, twice over, so any rotation is one contiguous slice.
+    doubled: Tensor,
+}
+
+impl RandomWeights {
+    fn new(seed: u64) -> candle_core::Result<Self> {
+        let block = NoiseGenerator::from_seed(seed)
+            .randn(&[BLOCK], &Device::Cpu)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok(Self {
+            doubled: Tensor::cat(&[&block, &block], 0)?,
+        })
+    }
+
+    /// `count` standard normals for the tensor `name`.
+    fn normals(&self, name: &str, count: usize) -> candle_core::Result<Tensor> {
+        let offset = (name_hash(name) % BLOCK as u64) as usize;
+        let rotated = self.doubled.narrow(0, offset, BLOCK)?;
+        rotated
+            .repeat(count.div_ceil(BLOCK).max(1))?
+            .narrow(0, 0, count)
+    }
 }
 
 /// FNV-1a: a stable hash of a tensor name, so values do not depend on the order of requests.
@@ -51,9 +79,8 @@ impl SimpleBackend for RandomWeights {
         let dims = shape.dims();
         let tensor = if dims.len() >= 2 {
             let fan_in: usize = dims[1..].iter().product();
-            NoiseGenerator::from_seed(self.seed ^ name_hash(name))
-                .randn(dims, &Device::Cpu)
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))?
+            self.normals(name, shape.elem_count())?
+                .reshape(dims)?
                 .affine(1.0 / (fan_in.max(1) as f64).sqrt(), 0.0)?
         } else if dims.len() == 1 && name.ends_with("weight") {
             Tensor::ones(dims, DType::F32, &Device::Cpu)?
@@ -74,9 +101,9 @@ impl SimpleBackend for RandomWeights {
     }
 }
 
-fn random_vb(seed: u64, settings: &ComputeSettings) -> VarBuilder<'static> {
+fn random_vb(weights: &RandomWeights, settings: &ComputeSettings) -> VarBuilder<'static> {
     VarBuilder::from_backend(
-        Box::new(RandomWeights { seed }),
+        Box::new(weights.clone()),
         settings.dtype,
         settings.device.clone(),
     )
@@ -114,8 +141,9 @@ pub fn components(
         .for_motion(&unet_path, &unet_cfg)?;
     let adapter_path = root.join("motion_adapter/config.json");
     let motion_layout = MotionAdapterConfig::default().layout(&adapter_path, &layout)?;
-    let motion = MotionModules::new(random_vb(seed.wrapping_add(1), settings), &motion_layout)?;
-    let unet = UNet::new(random_vb(seed, settings), &layout, Some(motion))?;
+    let weights = RandomWeights::new(seed)?;
+    let motion = MotionModules::new(random_vb(&weights, settings), &motion_layout)?;
+    let unet = UNet::new(random_vb(&weights, settings), &layout, Some(motion))?;
 
     let clip_cfg: ClipTextConfig = config(
         json!({"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
@@ -124,7 +152,7 @@ pub fn components(
         "text_encoder/config.json",
     )?;
     clip_cfg.validate(&root.join("text_encoder/config.json"))?;
-    let text_encoder = ClipTextModel::new(random_vb(seed.wrapping_add(2), settings), &clip_cfg)?;
+    let text_encoder = ClipTextModel::new(random_vb(&weights, settings), &clip_cfg)?;
 
     let vae_cfg: VaeConfig = config(
         json!({"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2,
@@ -137,7 +165,7 @@ pub fn components(
         "vae/config.json",
     )?;
     vae_cfg.validate(&root.join("vae/config.json"))?;
-    let vae = AutoencoderKL::new(random_vb(seed.wrapping_add(3), settings), &vae_cfg)?;
+    let vae = AutoencoderKL::new(random_vb(&weights, settings), &vae_cfg)?;
 
     let scheduler = SchedulerConfig::from_json_str(
         r#"{"_class_name": "DDIMScheduler", "beta_schedule": "scaled_linear",
@@ -164,27 +192,32 @@ mod tests {
     #[test]
     fn random_weights_follow_the_stated_initialisation_and_are_seeded_by_name() {
         let settings = ComputeSettings::default();
-        let vb = random_vb(5, &settings);
-        let w = vb.get((64, 256), "layer.weight").unwrap();
-        let again = random_vb(5, &settings)
-            .get((64, 256), "layer.weight")
-            .unwrap();
-        let other = vb.get((64, 256), "other.weight").unwrap();
-        let values = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(
-            values,
-            again.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-        );
-        assert_ne!(
-            values,
-            other.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-        );
-        let var = values.iter().map(|v| v * v).sum::<f32>() / values.len() as f32;
+        let weights = RandomWeights::new(5).unwrap();
+        let vb = random_vb(&weights, &settings);
+        let values = |vb: &VarBuilder, name: &str, shape: (usize, usize)| {
+            vb.get(shape, name)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        let w = values(&vb, "layer.weight", (64, 256));
+        let again = random_vb(&RandomWeights::new(5).unwrap(), &settings);
+        assert_eq!(w, values(&again, "layer.weight", (64, 256)));
+        assert_ne!(w, values(&vb, "other.weight", (64, 256)));
+        let reseeded = random_vb(&RandomWeights::new(6).unwrap(), &settings);
+        assert_ne!(w, values(&reseeded, "layer.weight", (64, 256)));
+        let var = w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32;
         assert!(
             (var * 256.0 - 1.0).abs() < 0.05,
             "variance × fan_in = {}",
             var * 256.0
         );
+        // Larger than the block: tiled, every element filled.
+        let big = values(&vb, "big.weight", (3, BLOCK));
+        assert_eq!(big.len(), 3 * BLOCK);
+        assert_eq!(big[..BLOCK], big[BLOCK..2 * BLOCK]);
         let scale = vb.get(8, "norm.weight").unwrap().to_vec1::<f32>().unwrap();
         let bias = vb.get(8, "norm.bias").unwrap().to_vec1::<f32>().unwrap();
         assert_eq!((scale, bias), (vec![1.0; 8], vec![0.0; 8]));
