@@ -15,6 +15,7 @@ use super::memory::peak_rss_bytes;
 use super::progress::Progress;
 use super::report::{DepthInfo, GenerateReport, GenerateSettings, ToolInfo, ViewRecord};
 use super::resolve_model;
+use crate::camera::PinholeCamera;
 use crate::diffusion::CancelToken;
 use crate::mvcustom::{GenerationRequest, MvError, MvPipeline, StageTiming};
 
@@ -128,7 +129,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         guidance_scale: args.guidance,
         seed: args.seed,
         techniques: args.techniques.techniques(),
-        anchor_depth: depth.clone(),
+        anchor_depth: depth,
         preview_every: None,
     };
     let result = pipeline.generate(
@@ -140,25 +141,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     let views = result.map_err(|e| request_error(e, args.source.flag()))?;
     timings.extend(views.timings.iter().cloned());
 
-    let mut records = Vec::with_capacity(views.images.len());
-    for (index, (image, camera)) in views.images.iter().zip(&rig.cameras).enumerate() {
-        let name = view_file_name(index);
-        write_png(&args.out.join(&name), image)?;
-        records.push(ViewRecord {
-            index,
-            image: name,
-            camera: *camera,
-        });
-    }
-    let cameras_ron = ron::ser::to_string_pretty(&rig.cameras, ron::ser::PrettyConfig::default())
-        .map_err(|e| {
-        CliError::file(
-            args.out.join("cameras.ron"),
-            format!("cannot serialise cameras: {e}"),
-        )
-    })?;
-    write_atomic(&args.out.join("cameras.ron"), cameras_ron.as_bytes())?;
-
+    let records = write_views(&args.out, &views.images, &rig.cameras)?;
     let report = GenerateReport {
         tool: ToolInfo::new("generate"),
         model,
@@ -173,7 +156,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
             device: args.compute.device,
             dtype: args.compute.dtype,
             techniques: request.techniques,
-            anchor_depth: depth.map(|d| DepthInfo {
+            anchor_depth: request.anchor_depth.as_ref().map(|d| DepthInfo {
                 path: args.depth.clone().unwrap_or_default(),
                 width: d.width(),
                 height: d.height(),
@@ -196,6 +179,29 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         args.out.display()
     ));
     Ok(())
+}
+
+/// Writes one PNG per view and `cameras.ron`, returning the views' records for the report.
+fn write_views(
+    out: &Path,
+    images: &[image::RgbaImage],
+    cameras: &[PinholeCamera],
+) -> Result<Vec<ViewRecord>> {
+    let mut records = Vec::with_capacity(images.len());
+    for (index, (image, camera)) in images.iter().zip(cameras).enumerate() {
+        let name = view_file_name(index);
+        write_png(&out.join(&name), image)?;
+        records.push(ViewRecord {
+            index,
+            image: name,
+            camera: *camera,
+        });
+    }
+    let path = out.join("cameras.ron");
+    let text = ron::ser::to_string_pretty(cameras, ron::ser::PrettyConfig::default())
+        .map_err(|e| CliError::file(&path, format!("cannot serialise cameras: {e}")))?;
+    write_atomic(&path, text.as_bytes())?;
+    Ok(records)
 }
 
 /// A rejected request field as an error naming the argument that set it.
