@@ -267,6 +267,36 @@ fn inspect_counts_every_tensor_element() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn inspect_reports_the_readable_components_and_names_the_broken_one() {
+    let model = tiny_model();
+    let broken = scratch("broken-model");
+    for name in ["tokenizer", "text_encoder", "unet", "scheduler"] {
+        std::os::unix::fs::symlink(model.join(name), broken.join(name)).unwrap();
+    }
+    std::fs::create_dir(broken.join("vae")).unwrap();
+    std::fs::write(
+        broken.join("vae/config.json"),
+        "{\"block_out_channels\": [16, }",
+    )
+    .unwrap();
+    let output = mvcustom(&["inspect", path(&broken)]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("unet (UNet2DConditionModel): "), "{text}");
+    assert!(
+        text.contains("max_views: 1"),
+        "no motion adapter: one view at a time\n{text}"
+    );
+    let err = stderr(&output);
+    assert!(
+        err.starts_with("error: ") && err.contains("vae") && err.contains("config.json"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(broken).unwrap();
+}
+
 #[test]
 fn bench_reports_every_stage_of_the_tiny_model() {
     let out = scratch("bench");
