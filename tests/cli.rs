@@ -244,6 +244,7 @@ fn inspect_counts_every_tensor_element() {
         .unwrap();
     assert_eq!(scheduler["class"], "DDIMScheduler");
     assert_eq!(scheduler["details"]["steps_offset"], 1);
+    assert_eq!(scheduler["details"]["beta_schedule"], "scaled_linear");
     assert_eq!(report["model"]["max_views"], 32);
 
     // The text form prints the same counts.

@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 use super::error::{CliError, Result};
 use super::params::{WeightsSummary, summarize};
 use crate::diffusion::SchedulerConfig;
-use crate::diffusion::scheduler::{CommonConfig, SchedulerKind};
+use crate::diffusion::scheduler::{
+    BetaSchedule, CommonConfig, FinalSigmas, PredictionType, SchedulerKind, SolverType,
+    TimestepSpacing, TimestepType,
+};
 use crate::model::clip::ClipTextConfig;
 use crate::model::motion_adapter::MotionAdapterConfig;
 use crate::model::tokenizer::ClipTokenizer;
@@ -493,15 +496,45 @@ fn vae_details(dir: &Path) -> std::result::Result<Details, ModelError> {
     Ok(d)
 }
 
+/// diffusers' spelling of `final_sigmas_type`.
+fn final_sigmas_name(value: FinalSigmas) -> &'static str {
+    match value {
+        FinalSigmas::Zero => "zero",
+        FinalSigmas::SigmaMin => "sigma_min",
+    }
+}
+
+/// The scheduler fields every class shares, spelled as in `scheduler_config.json`.
 fn common_details(d: &mut Details, c: &CommonConfig) {
     d.add("num_train_timesteps", c.num_train_timesteps);
-    d.add("beta_schedule", format!("{:?}", c.beta_schedule));
+    d.add(
+        "beta_schedule",
+        match c.beta_schedule {
+            BetaSchedule::Linear => "linear",
+            BetaSchedule::ScaledLinear => "scaled_linear",
+            BetaSchedule::SquaredCosCapV2 => "squaredcos_cap_v2",
+        },
+    );
     d.add("beta_start", c.beta_start);
     d.add("beta_end", c.beta_end);
     d.add("trained_betas", c.trained_betas.is_some());
     d.add("rescale_betas_zero_snr", c.rescale_betas_zero_snr);
-    d.add("prediction_type", format!("{:?}", c.prediction_type));
-    d.add("timestep_spacing", format!("{:?}", c.timestep_spacing));
+    d.add(
+        "prediction_type",
+        match c.prediction_type {
+            PredictionType::Epsilon => "epsilon",
+            PredictionType::VPrediction => "v_prediction",
+            PredictionType::Sample => "sample",
+        },
+    );
+    d.add(
+        "timestep_spacing",
+        match c.timestep_spacing {
+            TimestepSpacing::Leading => "leading",
+            TimestepSpacing::Trailing => "trailing",
+            TimestepSpacing::Linspace => "linspace",
+        },
+    );
     d.add("steps_offset", c.steps_offset);
 }
 
@@ -520,17 +553,29 @@ fn scheduler_details(
         SchedulerConfig::EulerDiscrete(c) => {
             common_details(&mut d, &c.common);
             d.add("use_karras_sigmas", c.use_karras_sigmas);
-            d.add("timestep_type", format!("{:?}", c.timestep_type));
-            d.add("final_sigmas_type", format!("{:?}", c.final_sigmas_type));
+            d.add(
+                "timestep_type",
+                match c.timestep_type {
+                    TimestepType::Discrete => "discrete",
+                    TimestepType::Continuous => "continuous",
+                },
+            );
+            d.add("final_sigmas_type", final_sigmas_name(c.final_sigmas_type));
         }
         SchedulerConfig::DpmSolverMultistep(c) => {
             common_details(&mut d, &c.common);
             d.add("solver_order", c.solver_order);
-            d.add("solver_type", format!("{:?}", c.solver_type));
+            d.add(
+                "solver_type",
+                match c.solver_type {
+                    SolverType::Midpoint => "midpoint",
+                    SolverType::Heun => "heun",
+                },
+            );
             d.add("lower_order_final", c.lower_order_final);
             d.add("euler_at_final", c.euler_at_final);
             d.add("use_karras_sigmas", c.use_karras_sigmas);
-            d.add("final_sigmas_type", format!("{:?}", c.final_sigmas_type));
+            d.add("final_sigmas_type", final_sigmas_name(c.final_sigmas_type));
         }
     }
     let kind: SchedulerKind = cfg.kind();
