@@ -19,8 +19,11 @@
 //!   textures, inference runs in task-pool tasks. [`prelude`] holds what an app uses.
 //! - [`world`]: a procedural multi-view world (scenes, trajectories, CPU ray caster) with exact
 //!   depth, masks and captions: training data and evaluation ground truth.
+//! - [`cli`]: the `mvcustom` command-line tool (generate, inspect, bench), on the layers above
+//!   and without Bevy.
 
 pub mod camera;
+pub mod cli;
 pub mod diffusion;
 pub mod model;
 pub mod mvcustom;

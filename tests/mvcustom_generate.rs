@@ -421,7 +421,52 @@ fn dfr_acts_at_the_chosen_layers_during_the_first_steps() {
 }
 
 #[test]
-fn missing_depth_and_inconsistent_settings_are_request_errors() {
+fn without_depth_or_estimator_dfr_and_clc_are_skipped_with_a_notice() {
+    let mut r = request(with_dfr_clc());
+    r.anchor_depth = None;
+    let mut notices = Vec::new();
+    let views = pipeline()
+        .generate(
+            &r,
+            &mut |e| {
+                if let GenerationEvent::Notice(n) = e {
+                    notices.push(n)
+                }
+            },
+            &CancelToken::new(),
+        )
+        .unwrap();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(views.notices, notices);
+    assert!(
+        notices[0].contains("estimator") && notices[0].contains("skipped"),
+        "{}",
+        notices[0]
+    );
+    assert!(views.anchor_depth.is_none());
+    assert!(
+        !views
+            .timings
+            .iter()
+            .any(|t| t.stage.starts_with("dfr") || t.stage == "clc")
+    );
+    // Exactly the images of a run with both techniques off.
+    let off = pipeline()
+        .generate(
+            &request(Techniques {
+                dfr: None,
+                clc: None,
+                ..with_dfr_clc()
+            }),
+            &mut |_| {},
+            &CancelToken::new(),
+        )
+        .unwrap();
+    assert_eq!(views.images, off.images);
+}
+
+#[test]
+fn inconsistent_settings_are_request_errors() {
     let field = |techniques: Techniques, depth: bool| {
         let mut r = request(techniques);
         if !depth {
@@ -432,10 +477,6 @@ fn missing_depth_and_inconsistent_settings_are_request_errors() {
             other => panic!("expected a request error, got {:?}", other.map(|_| ())),
         }
     };
-    let (f, reason) = field(with_dfr_clc(), false);
-    assert_eq!(f, "anchor_depth");
-    assert!(reason.contains("estimator"), "{reason}");
-    assert!(reason.contains("depth"), "{reason}");
     let clc_only = Techniques {
         dfr: None,
         ..with_dfr_clc()
@@ -516,7 +557,7 @@ fn without_a_depth_map_the_anchor_depth_is_estimated_from_a_first_pass() {
             &mut |e| match e {
                 GenerationEvent::StageStarted(s) => stages.push(s),
                 GenerationEvent::Step { .. } => steps += 1,
-                GenerationEvent::Preview { .. } => {}
+                GenerationEvent::Preview { .. } | GenerationEvent::Notice(_) => {}
             },
             &CancelToken::new(),
         )

@@ -165,6 +165,7 @@ impl ViewGenerator for Recorder {
             images: flat_views(request, 200),
             timings: vec![],
             anchor_depth: None,
+            notices: Vec::new(),
         })
     }
 }
@@ -194,6 +195,7 @@ impl ViewGenerator for Slow {
             images: flat_views(request, 1),
             timings: vec![],
             anchor_depth: None,
+            notices: Vec::new(),
         })
     }
 }
@@ -229,6 +231,7 @@ impl ViewGenerator for Gated {
                 seconds: 0.0,
             }],
             anchor_depth: None,
+            notices: Vec::new(),
         })
     }
 }

@@ -175,12 +175,14 @@ impl MvPipeline {
                 window: request.techniques.attention_window,
             });
         }
+        let mut notices = Vec::new();
         let (mut hooks, anchor_depth) = match techniques::plan(request)? {
             None => (TechniqueHooks::default(), None),
             Some(plan) => {
-                let depth = match &request.anchor_depth {
-                    Some(depth) => depth.clone(),
-                    None => self.estimate_anchor_depth(
+                let depth = match (&request.anchor_depth, &self.depth_estimator) {
+                    (Some(depth), _) => Some(depth.clone()),
+                    (None, Some(estimator)) => Some(self.estimate_anchor_depth(
+                        estimator.as_ref(),
                         request,
                         &plan,
                         &unet,
@@ -188,20 +190,31 @@ impl MvPipeline {
                         events,
                         cancel,
                         &mut timings,
-                    )?,
+                    )?),
+                    (None, None) => {
+                        let notice = techniques::MISSING_DEPTH_NOTICE.to_string();
+                        events(GenerationEvent::Notice(notice.clone()));
+                        notices.push(notice);
+                        None
+                    }
                 };
-                let hooks = techniques::prepare(
-                    &self.renderer,
-                    request,
-                    &plan,
-                    &depth,
-                    &unet,
-                    latent,
-                    &self.components.settings.device,
-                    events,
-                    &mut timings,
-                )?;
-                (hooks, Some(depth))
+                match depth {
+                    Some(depth) => {
+                        let hooks = techniques::prepare(
+                            &self.renderer,
+                            request,
+                            &plan,
+                            &depth,
+                            &unet,
+                            latent,
+                            &self.components.settings.device,
+                            events,
+                            &mut timings,
+                        )?;
+                        (hooks, Some(depth))
+                    }
+                    None => (TechniqueHooks::default(), None),
+                }
             }
         };
 
@@ -245,6 +258,7 @@ impl MvPipeline {
             images,
             timings,
             anchor_depth,
+            notices,
         })
     }
 
@@ -297,6 +311,7 @@ impl MvPipeline {
     #[allow(clippy::too_many_arguments)]
     fn estimate_anchor_depth(
         &self,
+        estimator: &dyn DepthEstimator,
         request: &GenerationRequest,
         plan: &Plan<'_>,
         unet: &UNet,
@@ -305,10 +320,6 @@ impl MvPipeline {
         cancel: &CancelToken,
         timings: &mut Vec<StageTiming>,
     ) -> Result<DepthMap> {
-        let estimator = self
-            .depth_estimator
-            .as_ref()
-            .ok_or_else(techniques::missing_depth)?;
         events(GenerationEvent::StageStarted(Stage::AnchorDepth));
         let started = Instant::now();
         let mut no_hooks = TechniqueHooks::default();

@@ -232,6 +232,9 @@ pub enum GenerationEvent {
         /// One RGBA image per view.
         images: Vec<image::RgbaImage>,
     },
+    /// Something the caller should know about the run, e.g. a requested technique that could
+    /// not run (also listed in [`GeneratedViews::notices`]).
+    Notice(String),
 }
 
 /// How long a stage took.
@@ -253,4 +256,6 @@ pub struct GeneratedViews {
     /// The anchor depth depth-aware feature rendering used (the request's, or the estimated
     /// one); `None` when it did not run.
     pub anchor_depth: Option<DepthMap>,
+    /// What the caller should know about the run (as reported by [`GenerationEvent::Notice`]).
+    pub notices: Vec<String>,
 }

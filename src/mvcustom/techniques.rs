@@ -89,15 +89,12 @@ pub(crate) fn plan(request: &GenerationRequest) -> Result<Option<Plan<'_>>> {
     }))
 }
 
-/// The error of a request that needs an anchor depth the pipeline cannot get.
-pub(crate) fn missing_depth() -> MvError {
-    MvError::request(
-        "anchor_depth",
-        "is required by depth-aware feature rendering and this pipeline has no depth \
-         estimator: supply the anchor view's z-depth, give the pipeline an estimator \
-         (`MvPipeline::with_depth_estimator`) or switch `techniques.dfr` off",
-    )
-}
+/// Why depth-aware feature rendering (and latent completion, which uses its geometry) did
+/// not run: the request has no anchor depth and the pipeline no depth estimator.
+pub(crate) const MISSING_DEPTH_NOTICE: &str = "depth-aware feature rendering and latent \
+     completion were skipped: the request has no anchor depth and the pipeline no depth \
+     estimator (supply the anchor view's z-depth — in Bevy, a `DepthPrepass` on the anchor \
+     camera — or give the pipeline an estimator with `MvPipeline::with_depth_estimator`)";
 
 /// Builds the hooks of `plan` for `request`'s cameras, the anchor depth `depth`, `unet` at
 /// the latent grid `latent`, reporting [`Stage::RenderingFeatures`] and the `dfr_rasterise`
