@@ -166,6 +166,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         rig: rig.description,
         views: records,
         timings,
+        notices: views.notices.clone(),
         total_seconds: started.elapsed().as_secs_f64(),
         peak_memory_bytes: peak_rss_bytes(),
     };

@@ -98,6 +98,8 @@ pub struct GenerateReport {
     pub views: Vec<ViewRecord>,
     /// Wall-clock seconds per stage (model loading first).
     pub timings: Vec<StageTiming>,
+    /// What the pipeline reported about the run (e.g. a technique it had to skip).
+    pub notices: Vec<String>,
     /// Wall-clock seconds of the whole run.
     pub total_seconds: f64,
     /// Peak resident memory of the process in bytes (`VmHWM`); null where unavailable.
