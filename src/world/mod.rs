@@ -23,6 +23,7 @@
 //! Nothing here depends on Bevy or on the models; the only crate dependency is [`crate::camera`].
 
 mod clip;
+mod dataset;
 mod environment;
 mod error;
 mod files;
@@ -35,9 +36,11 @@ mod scene;
 mod spec;
 pub mod split;
 mod trajectory;
+mod vocabulary;
 pub mod warp;
 
-pub use clip::Clip;
+pub use clip::{Clip, ClipPlan};
+pub use dataset::{ClipBatch, ClipDataset, ClipSource, DatasetConfig, ImageBatch};
 pub use environment::{Environment, EnvironmentSpec, Ground, LightingSpec, PointLight, TimeOfDay};
 pub use error::{Result, WorldError};
 pub use files::{ClipManifest, FORMAT_VERSION, FrameFiles, MANIFEST_FILE};
@@ -52,3 +55,4 @@ pub use scene::{Scene, Surface, SurfaceHit};
 pub use spec::{MAX_OBJECTS, ObjectSpec, SceneSampler, SceneSpec};
 pub use split::{DemoSubject, Split};
 pub use trajectory::{Jitter, Path, TrajectorySampler, TrajectorySpec};
+pub use vocabulary::{caption_vocabulary, caption_words};
