@@ -15,6 +15,18 @@
 //!   the background (sky or wall at infinity).
 //! - `masks` `[B, 1, F, H, W]`: `1` on the main object, `0` elsewhere.
 //! - image batches `[B, 3, H, W]`: one view per clip of the same stream, for the VAE.
+//!
+//! ```
+//! use bevy_mvcustom::world::{ClipDataset, ClipSource, DatasetConfig, TrajectorySampler};
+//! # fn main() -> bevy_mvcustom::world::Result<()> {
+//! let trajectories = TrajectorySampler { views: 2, width: 16, height: 16, ..Default::default() };
+//! let config = DatasetConfig { batch_size: 2, trajectories, ..Default::default() };
+//! let data = ClipDataset::new(config, ClipSource::Render)?;
+//! let batch = data.batch(41)?; // the 42nd training step's batch, the same on every run
+//! assert_eq!(batch.frames.dims(), &[2, 3, 2, 16, 16]);
+//! assert_eq!(batch.captions.len(), 2);
+//! # Ok(()) }
+//! ```
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

@@ -9,6 +9,8 @@
 //! pixel coordinates with centres at `i + 0.5`, z-depth). [`Clip`] bundles it all with the
 //! caption and writes it to a folder. [`split`] says what training may see; [`warp`] measures
 //! multi-view consistency with ground-truth geometry.
+//! [`ClipDataset`] serves a split as an endless, reproducible stream of training batches
+//! (candle tensors), and [`caption_vocabulary`] lists every word captions can contain.
 //!
 //! ```
 //! use bevy_mvcustom::world::{Clip, RenderSettings, Split, TrajectorySampler};
