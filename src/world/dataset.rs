@@ -212,7 +212,8 @@ impl ClipDataset {
         root.join(format!("clip_{seed:015}"))
     }
 
-    /// The scene seed at stream position `position`.
+    /// The scene seed at stream position `position` (epoch `position / clips`, shuffled by
+    /// that epoch's permutation).
     pub fn seed_at(&self, position: u64) -> Result<u64> {
         let n = self.config.clips;
         let key = mix(self.config.seed ^ mix(EPOCH_SALT ^ (position / n)));
@@ -224,7 +225,8 @@ impl ClipDataset {
         ClipPlan::sample(seed, &self.scenes, &self.config.trajectories)
     }
 
-    /// The rendered clip of scene `seed` (whatever the source).
+    /// Renders the clip of scene `seed` with this configuration (what [`ClipSource::Folder`]
+    /// clips must equal; used by [`ClipDataset::write_clips`]).
     pub fn render_clip(&self, seed: u64) -> Result<Clip> {
         self.plan(seed)?.render(&self.config.render)
     }
