@@ -45,14 +45,13 @@ impl Clip {
     ) -> Result<Self> {
         let scene = Scene::new(&spec)?;
         let cameras = trajectory.cameras(scene.focus())?;
-        let frames = render_views(&scene, &cameras, settings)?;
-        Ok(Self {
-            caption: spec.caption(),
+        ClipPlan {
             spec,
+            scene,
             trajectory,
             cameras,
-            frames,
-        })
+        }
+        .render(settings)
     }
 
     /// The clip of `seed`: its scene drawn by `scenes`, its trajectory by `trajectories`
@@ -65,6 +64,32 @@ impl Clip {
         trajectories: &TrajectorySampler,
         settings: &RenderSettings,
     ) -> Result<Self> {
+        ClipPlan::sample(seed, scenes, trajectories)?.render(settings)
+    }
+}
+
+/// Everything [`Clip::sample`] draws before rendering: the scene and its cameras. Lets a
+/// caller render only some of the views (one per clip for image batches) or check a stored
+/// clip against what its seed should give.
+#[derive(Clone, Debug)]
+pub struct ClipPlan {
+    /// The scene's spec.
+    pub spec: SceneSpec,
+    /// The compiled scene.
+    pub scene: Scene,
+    /// The trajectory.
+    pub trajectory: TrajectorySpec,
+    /// One camera per view.
+    pub cameras: Vec<PinholeCamera>,
+}
+
+impl ClipPlan {
+    /// The scene and cameras of the clip of `seed` (see [`Clip::sample`]).
+    pub fn sample(
+        seed: u64,
+        scenes: &SceneSampler,
+        trajectories: &TrajectorySampler,
+    ) -> Result<Self> {
         let spec = scenes.sample(seed)?;
         let scene = Scene::new(&spec)?;
         let mut rng = StdRng::seed_from_u64(seed ^ TRAJECTORY_SALT);
@@ -72,13 +97,11 @@ impl Clip {
             let trajectory = trajectories.sample(&mut rng)?;
             let cameras = trajectory.cameras(scene.focus())?;
             if unobstructed(&scene, &cameras) {
-                let frames = render_views(&scene, &cameras, settings)?;
                 return Ok(Self {
-                    caption: spec.caption(),
                     spec,
+                    scene,
                     trajectory,
                     cameras,
-                    frames,
                 });
             }
         }
@@ -87,5 +110,17 @@ impl Clip {
             seed,
             "no drawn trajectory sees the main object unobstructed",
         ))
+    }
+
+    /// Renders every view into the clip.
+    pub fn render(self, settings: &RenderSettings) -> Result<Clip> {
+        let frames = render_views(&self.scene, &self.cameras, settings)?;
+        Ok(Clip {
+            caption: self.spec.caption(),
+            spec: self.spec,
+            trajectory: self.trajectory,
+            cameras: self.cameras,
+            frames,
+        })
     }
 }

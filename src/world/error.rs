@@ -62,6 +62,14 @@ pub enum WorldError {
         /// What is wrong.
         reason: String,
     },
+    /// A batch tensor that candle could not build.
+    #[error("cannot build batch tensor `{name}`: {reason}")]
+    Tensor {
+        /// The tensor (`frames`, `depth`, `masks`, `images`).
+        name: &'static str,
+        /// What candle said.
+        reason: String,
+    },
 }
 
 /// Result type of the world module.

@@ -118,13 +118,17 @@ pub enum Pattern {
 impl Pattern {
     /// The adjective captions use ("striped", …), or `None` for [`Pattern::Solid`].
     pub fn adjective(&self) -> Option<&'static str> {
+        let [striped, checkered, dotted] = Self::ADJECTIVES;
         match self {
             Pattern::Solid => None,
-            Pattern::Stripes { .. } => Some("striped"),
-            Pattern::Checks { .. } => Some("checkered"),
-            Pattern::Dots { .. } => Some("dotted"),
+            Pattern::Stripes { .. } => Some(striped),
+            Pattern::Checks { .. } => Some(checkered),
+            Pattern::Dots { .. } => Some(dotted),
         }
     }
+
+    /// Every adjective [`Pattern::adjective`] returns (stripes, checks, dots).
+    pub const ADJECTIVES: [&'static str; 3] = ["striped", "checkered", "dotted"];
 
     /// Checks frequencies and radii.
     pub fn validate(&self, field: &str) -> Result<()> {

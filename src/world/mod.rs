@@ -9,6 +9,8 @@
 //! pixel coordinates with centres at `i + 0.5`, z-depth). [`Clip`] bundles it all with the
 //! caption and writes it to a folder. [`split`] says what training may see; [`warp`] measures
 //! multi-view consistency with ground-truth geometry.
+//! [`ClipDataset`] serves a split as an endless, reproducible stream of training batches
+//! (candle tensors), and [`caption_vocabulary`] lists every word captions can contain.
 //!
 //! ```
 //! use bevy_mvcustom::world::{Clip, RenderSettings, Split, TrajectorySampler};
@@ -23,6 +25,7 @@
 //! Nothing here depends on Bevy or on the models; the only crate dependency is [`crate::camera`].
 
 mod clip;
+mod dataset;
 mod environment;
 mod error;
 mod files;
@@ -35,9 +38,11 @@ mod scene;
 mod spec;
 pub mod split;
 mod trajectory;
+mod vocabulary;
 pub mod warp;
 
-pub use clip::Clip;
+pub use clip::{Clip, ClipPlan};
+pub use dataset::{ClipBatch, ClipDataset, ClipSource, DatasetConfig, ImageBatch};
 pub use environment::{Environment, EnvironmentSpec, Ground, LightingSpec, PointLight, TimeOfDay};
 pub use error::{Result, WorldError};
 pub use files::{ClipManifest, FORMAT_VERSION, FrameFiles, MANIFEST_FILE};
@@ -52,3 +57,4 @@ pub use scene::{Scene, Surface, SurfaceHit};
 pub use spec::{MAX_OBJECTS, ObjectSpec, SceneSampler, SceneSpec};
 pub use split::{DemoSubject, Split};
 pub use trajectory::{Jitter, Path, TrajectorySampler, TrajectorySpec};
+pub use vocabulary::{caption_vocabulary, caption_words};

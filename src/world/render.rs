@@ -273,37 +273,33 @@ pub fn render_view(
     })
 }
 
-/// Renders every camera's view, in parallel over views on `settings.threads` scoped threads;
-/// the result is the same as rendering them one by one.
-pub fn render_views(
-    scene: &Scene,
-    cameras: &[PinholeCamera],
-    settings: &RenderSettings,
-) -> Result<Vec<View>> {
-    settings.validate()?;
-    let threads = match settings.threads {
+/// Worker threads for `threads` (0: one per available core), at most one per job and at
+/// least one.
+pub(crate) fn worker_count(threads: usize, jobs: usize) -> usize {
+    match threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         t => t,
     }
-    .clamp(1, cameras.len().max(1));
+    .clamp(1, jobs.max(1))
+}
+
+/// Applies `f` to every item on up to `threads` scoped threads (0: one per core), each taking
+/// a contiguous chunk; the results keep the items' order, so they equal a sequential map.
+pub(crate) fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let threads = worker_count(threads, items.len());
     if threads == 1 {
-        return cameras
-            .iter()
-            .map(|c| render_view(scene, c, settings))
-            .collect();
+        return items.iter().map(&f).collect();
     }
-    let chunk = cameras.len().div_ceil(threads);
-    let results: Vec<Result<Vec<View>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = cameras
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    let results: Vec<Result<Vec<R>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|group| {
-                s.spawn(move || {
-                    group
-                        .iter()
-                        .map(|c| render_view(scene, c, settings))
-                        .collect::<Result<Vec<_>>>()
-                })
-            })
+            .map(|group| s.spawn(move || group.iter().map(f).collect::<Result<Vec<R>>>()))
             .collect();
         handles
             .into_iter()
@@ -318,11 +314,24 @@ pub fn render_views(
             })
             .collect()
     });
-    let mut views = Vec::with_capacity(cameras.len());
+    let mut all = Vec::with_capacity(items.len());
     for group in results {
-        views.extend(group?);
+        all.extend(group?);
     }
-    Ok(views)
+    Ok(all)
+}
+
+/// Renders every camera's view, in parallel over views on `settings.threads` scoped threads;
+/// the result is the same as rendering them one by one.
+pub fn render_views(
+    scene: &Scene,
+    cameras: &[PinholeCamera],
+    settings: &RenderSettings,
+) -> Result<Vec<View>> {
+    settings.validate()?;
+    parallel_map(cameras, settings.threads, |c| {
+        render_view(scene, c, settings)
+    })
 }
 
 #[cfg(test)]

@@ -42,11 +42,21 @@ pub struct ObjectSpec {
     pub shape_seed: u64,
 }
 
+/// The articles captions use before a noun phrase.
+pub(crate) const ARTICLES: [&str; 2] = ["a", "an"];
+
+/// Joins the main object to the distractors in captions.
+pub(crate) const NEXT_TO: &str = "next to";
+
+/// Joins the distractors to each other in captions.
+pub(crate) const AND: &str = "and";
+
 /// Picks "a" or "an" for a phrase.
 fn article(phrase: &str) -> &'static str {
+    let [a, an] = ARTICLES;
     match phrase.chars().next() {
-        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
-        _ => "a",
+        Some('a' | 'e' | 'i' | 'o' | 'u') => an,
+        _ => a,
     }
 }
 
@@ -154,8 +164,8 @@ impl SceneSpec {
             .map(ObjectSpec::noun_phrase)
             .collect();
         if !others.is_empty() {
-            text.push_str(" next to ");
-            text.push_str(&others.join(" and "));
+            text.push_str(&format!(" {NEXT_TO} "));
+            text.push_str(&others.join(&format!(" {AND} ")));
         }
         text.push(' ');
         text.push_str(&self.environment.kind.phrase());
