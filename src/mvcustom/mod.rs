@@ -1,18 +1,25 @@
 //! The method layer: MVCustom's multi-view generation on top of the networks, the sampling
 //! loop and the feature renderer — target cameras become the frames of one clip.
 
+pub mod anchor_depth;
+pub mod clc;
 pub mod components;
 pub mod compose;
 pub mod customization;
+pub mod dfr;
 pub mod error;
 pub mod pipeline;
 pub mod request;
 pub mod subject;
 pub mod subject_weights;
+pub mod techniques;
 pub mod text_to_video;
 pub mod train;
 
+pub use anchor_depth::DepthAlignment;
+pub use clc::ClcHook;
 pub use components::DiffusionComponents;
+pub use dfr::{AnchorGeometry, DfrHook};
 pub use error::{MvError, Result};
 pub use pipeline::MvPipeline;
 pub use request::{
@@ -21,3 +28,4 @@ pub use request::{
 };
 pub use subject::{Subject, SubjectDefinition, SubjectError};
 pub use subject_weights::SubjectWeights;
+pub use techniques::SharedRenderer;

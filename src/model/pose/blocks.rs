@@ -198,9 +198,3 @@ pub fn parameter_shapes(unet: &UNet, config: &PoseConfig) -> Result<Vec<(String,
     shapes.sort();
     Ok(shapes)
 }
-
-/// The tensor sizes of the grid a block at `level` sees for a `height × width` latent:
-/// each downsampler (3×3, stride 2, padding 1) maps `n` to `⌈n / 2⌉`.
-pub fn level_grid(height: usize, width: usize, level: usize) -> (usize, usize) {
-    (0..level).fold((height, width), |(h, w), _| (h.div_ceil(2), w.div_ceil(2)))
-}

@@ -20,7 +20,7 @@ pub mod render;
 mod synthetic_tests;
 
 pub use blocks::{
-    POSE_PREFIX, PoseBlock, PoseBlocks, PoseConfig, fresh_parameters, level_grid, parameter_shapes,
+    POSE_PREFIX, PoseBlock, PoseBlocks, PoseConfig, fresh_parameters, parameter_shapes,
 };
 pub use field::{FeatureNerf, FieldOutput, Fuse, TextConditioning, render_weights};
 pub use geometry::{Jitter, ReferenceGrid, SampleGeometry, SamplingConfig, sample_geometry};

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use candle_core::Tensor;
 
-use super::blocks::{PoseBlock, PoseBlocks, level_grid};
+use super::blocks::{PoseBlock, PoseBlocks};
 use super::field::{FieldOutput, TextConditioning};
 use super::geometry::{Jitter, ReferenceGrid, sample_geometry};
 use super::reference::ReferenceFeatures;
@@ -159,6 +159,7 @@ pub fn render_features(
     jitter: &mut Jitter<'_>,
 ) -> Result<RenderedFeatures> {
     let rows = request.conditioning.dim(0)?;
+    let sites = unet.hook_sites();
     let mut per_block = BTreeMap::new();
     for block in blocks.blocks() {
         let name = block.name();
@@ -175,7 +176,14 @@ pub fn render_features(
                 name: "reference features".into(),
                 reason: format!("none for block `{name}`"),
             })?;
-        let (h, w) = level_grid(request.latent_size.0, request.latent_size.1, block.level());
+        let (h, w) = sites
+            .iter()
+            .find(|site| site.name == name)
+            .map(|site| site.grid(request.latent_size))
+            .ok_or_else(|| ModelError::InvalidInput {
+                name: "pose blocks".into(),
+                reason: format!("block `{name}` is not a hook point of this UNet"),
+            })?;
         let (mut features, mut opacity, mut rgb) = (Vec::new(), Vec::new(), Vec::new());
         for row in 0..rows {
             let context = request

@@ -200,11 +200,6 @@ impl DownBlock {
         })
     }
 
-    /// Whether the block ends with a downsampler (halving the resolution after it).
-    pub(crate) fn downsamples(&self) -> bool {
-        self.downsampler.is_some()
-    }
-
     /// Runs the block, appending each output kept for a skip connection to `skips`.
     pub(crate) fn forward(
         &self,
@@ -346,11 +341,6 @@ impl UpBlock {
             },
             upsampler,
         })
-    }
-
-    /// Whether the block ends with an upsampler (doubling the resolution after it).
-    pub(crate) fn upsamples(&self) -> bool {
-        self.upsampler.is_some()
     }
 
     /// Number of skip connections the block consumes.
