@@ -13,8 +13,10 @@
 //! [`camera::bevy`](crate::camera::bevy), that imports Bevy.
 
 pub mod components;
+pub mod depth;
 pub mod error;
 pub mod events;
+pub mod gpu;
 pub mod images;
 pub mod model;
 pub mod poses;
@@ -35,10 +37,12 @@ use bevy::prelude::{IntoScheduleConfigs, SystemSet};
 use bevy::transform::TransformSystems;
 
 pub use components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
+pub use depth::{DepthConversion, SceneDepthRequest};
 pub use error::PluginError;
 pub use events::{
     CancelShot, GenerateShot, MvCustomCommandsExt, ShotCancelled, ShotFailed, ShotFinished,
 };
+pub use gpu::{MvCustomGpu, gpu_context};
 pub use images::{placeholder_image, save_png, to_bevy_image, to_rgba_image};
 pub use model::{ModelLoadFailed, MvCustomModel, ViewGenerator};
 pub use poses::view_camera;
@@ -172,7 +176,11 @@ impl Plugin for MvCustomPlugin {
             )
             .add_systems(
                 PreUpdate,
-                (model::poll_model_load, systems::poll_generations).in_set(MvCustomSystems::Poll),
+                (
+                    model::poll_model_load,
+                    (depth::receive_scene_depth, systems::poll_generations).chain(),
+                )
+                    .in_set(MvCustomSystems::Poll),
             )
             .add_systems(
                 PostUpdate,
@@ -181,13 +189,15 @@ impl Plugin for MvCustomPlugin {
             .add_observer(systems::on_generate)
             .add_observer(systems::on_cancel)
             .add_observer(systems::on_shot_removed)
-            .add_observer(systems::on_view_removed);
+            .add_observer(systems::on_view_removed)
+            .add_systems(Startup, gpu::share_render_device);
         if self.load_on_startup {
             app.add_systems(Startup, model::start_model_load);
         }
     }
 
     fn finish(&self, app: &mut App) {
+        depth::setup(app);
         // `ImagePlugin` (in `DefaultPlugins`) registers the image assets; a headless app with
         // only `AssetPlugin` gets them here.
         if !app.world().contains_resource::<Assets<Image>>() {
