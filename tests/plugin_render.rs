@@ -11,12 +11,13 @@ use approx::assert_relative_eq;
 use bevy::asset::RenderAssetUsages;
 use bevy::camera::RenderTarget;
 use bevy::core_pipeline::prepass::DepthPrepass;
+use bevy::app::PluginsState;
 use bevy::math::{UVec2, Vec2, Vec3};
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
 use bevy::render::pipelined_rendering::PipelinedRenderingPlugin;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
-use bevy::render::settings::{Backends, RenderCreation, WgpuSettings};
+use bevy::render::settings::{Backends, WgpuSettings};
 use bevy::window::ExitCondition;
 use bevy::winit::WinitPlugin;
 use bevy_mvcustom::camera::PinholeCamera;
@@ -74,10 +75,11 @@ fn rendering_app(recorder: Arc<Recorder>) -> App {
                 ..default()
             })
             .set(RenderPlugin {
-                render_creation: RenderCreation::Automatic(WgpuSettings {
+                render_creation: WgpuSettings {
                     backends: Some(Backends::VULKAN),
                     ..default()
-                }),
+                }
+                .into(),
                 synchronous_pipeline_compilation: true,
                 ..default()
             })
@@ -85,6 +87,12 @@ fn rendering_app(recorder: Arc<Recorder>) -> App {
             .disable::<PipelinedRenderingPlugin>(),
     )
     .add_plugins(MvCustomPlugin::from_generator(recorder).with_size(SIZE.x, SIZE.y));
+    // What `App::run` does before its first update: wait for the renderer, finish plugins.
+    while app.plugins_state() == PluginsState::Adding {
+        bevy::tasks::tick_global_task_pools_on_main_thread();
+    }
+    app.finish();
+    app.cleanup();
     app
 }
 
