@@ -23,6 +23,8 @@ pub mod poses;
 pub mod settings;
 mod systems;
 pub mod tasks;
+#[cfg(feature = "ui")]
+pub mod ui;
 
 use std::path::PathBuf;
 use std::sync::Arc;
