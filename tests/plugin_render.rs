@@ -66,6 +66,11 @@ impl ViewGenerator for Recorder {
 
 /// `DefaultPlugins` on Vulkan without a window or winit, rendering on the main thread.
 fn rendering_app(recorder: Arc<Recorder>) -> App {
+    rendering_app_with(recorder, |_| {})
+}
+
+/// [`rendering_app`] with more plugins, added by `extra` before the app is finished.
+fn rendering_app_with(recorder: Arc<Recorder>, extra: impl FnOnce(&mut App)) -> App {
     let mut app = App::new();
     app.add_plugins(
         DefaultPlugins
@@ -87,6 +92,7 @@ fn rendering_app(recorder: Arc<Recorder>) -> App {
             .disable::<PipelinedRenderingPlugin>(),
     )
     .add_plugins(MvCustomPlugin::from_generator(recorder).with_size(SIZE.x, SIZE.y));
+    extra(&mut app);
     // What `App::run` does before its first update: wait for the renderer, finish plugins.
     while app.plugins_state() == PluginsState::Adding {
         bevy::tasks::tick_global_task_pools_on_main_thread();
@@ -414,4 +420,47 @@ fn the_feature_renderer_runs_on_the_apps_device() {
     let own_view = &gpu_depth[..(SIZE.x * SIZE.y) as usize];
     let (ground, cube) = check_depth(anchor, own_view, Match::Centre(2e-3), true);
     assert!(ground > 100 && cube > 30, "ground {ground}, cube {cube}");
+}
+
+#[cfg(feature = "ui")]
+#[test]
+fn the_panel_runs_and_shows_the_generated_views() {
+    use bevy_egui::EguiUserTextures;
+    use bevy_mvcustom::plugin::ui::{MvCustomUiPlugin, MvCustomUiState};
+
+    let recorder = Arc::new(Recorder::default());
+    let mut app = rendering_app_with(Arc::clone(&recorder), |app| {
+        app.add_plugins(MvCustomUiPlugin);
+    });
+    spawn_scene(app.world_mut());
+    // The first camera spawned carries egui's primary context: the panel draws into its image.
+    let shot = spawn_shot(app.world_mut(), Vec3::new(1.5, 2.5, 4.0), Msaa::Off, "panel");
+    for _ in 0..WARM_UP_FRAMES {
+        app.update();
+    }
+    assert_eq!(
+        app.world().resource::<MvCustomUiState>().selected,
+        Some(shot),
+        "the panel shows the only shot"
+    );
+    app.world_mut().trigger(GenerateShot { shot });
+    let mut frames = 0;
+    loop {
+        app.update();
+        frames += 1;
+        let world = app.world_mut();
+        let mut statuses = world.query::<&MvCustomStatus>();
+        if statuses.single(world).unwrap().state() == &GenerationState::Done {
+            break;
+        }
+        assert!(frames < MAX_FRAMES, "the generation did not finish");
+    }
+    app.update();
+    let world = app.world_mut();
+    let mut statuses = world.query::<&MvCustomStatus>();
+    let image = statuses.single(world).unwrap().image().unwrap().id();
+    assert!(
+        world.resource::<EguiUserTextures>().image_id(image).is_some(),
+        "the generated view is in the gallery"
+    );
 }
