@@ -104,7 +104,7 @@ impl Options {
         if options.views == 0 {
             return Err("--views must be at least 1".into());
         }
-        if options.size == 0 || options.size % 8 != 0 {
+        if options.size == 0 || !options.size.is_multiple_of(8) {
             return Err(format!(
                 "--size {} must be a positive multiple of 8",
                 options.size
@@ -165,7 +165,12 @@ fn main() -> AppExit {
     .add_systems(Startup, (spawn_scene, spawn_rig))
     .add_systems(
         Update,
-        (orbit_main_camera, toggle_panel, show_views_on_billboards, generate_when_asked),
+        (
+            orbit_main_camera,
+            toggle_panel,
+            show_views_on_billboards,
+            generate_when_asked,
+        ),
     )
     .add_observer(report_finished)
     .add_observer(report_failure);
@@ -184,11 +189,13 @@ fn check_display() -> Result<(), String> {
         && std::env::var_os("DISPLAY").is_none()
         && std::env::var_os("WAYLAND_DISPLAY").is_none()
     {
-        return Err("no display (neither DISPLAY nor WAYLAND_DISPLAY is set). This example \
+        return Err(
+            "no display (neither DISPLAY nor WAYLAND_DISPLAY is set). This example \
              opens a window; run it on a desktop, or under a virtual display: \
              `xvfb-run -a cargo run --example previz`. For generation without a window, see \
              `cargo run --example headless`."
-            .into());
+                .into(),
+        );
     }
     Ok(())
 }

@@ -8,10 +8,10 @@
 use std::sync::{Arc, Mutex};
 
 use approx::assert_relative_eq;
+use bevy::app::PluginsState;
 use bevy::asset::RenderAssetUsages;
 use bevy::camera::RenderTarget;
 use bevy::core_pipeline::prepass::DepthPrepass;
-use bevy::app::PluginsState;
 use bevy::math::{UVec2, Vec2, Vec3};
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
@@ -274,7 +274,12 @@ fn dfr_receives_the_depth_the_scene_renders() {
     let recorder = Arc::new(Recorder::default());
     let mut app = rendering_app(Arc::clone(&recorder));
     spawn_scene(app.world_mut());
-    let exact = spawn_shot(app.world_mut(), Vec3::new(1.5, 2.5, 4.0), Msaa::Off, "exact");
+    let exact = spawn_shot(
+        app.world_mut(),
+        Vec3::new(1.5, 2.5, 4.0),
+        Msaa::Off,
+        "exact",
+    );
     let multisampled = spawn_shot(
         app.world_mut(),
         Vec3::new(-3.0, 1.8, 2.5),
@@ -341,7 +346,12 @@ fn without_a_depth_prepass_dfr_estimates_depth() {
     let recorder = Arc::new(Recorder::default());
     let mut app = rendering_app(Arc::clone(&recorder));
     spawn_scene(app.world_mut());
-    let shot = spawn_shot(app.world_mut(), Vec3::new(1.5, 2.5, 4.0), Msaa::Off, "plain");
+    let shot = spawn_shot(
+        app.world_mut(),
+        Vec3::new(1.5, 2.5, 4.0),
+        Msaa::Off,
+        "plain",
+    );
     let mut cameras = app.world_mut().query_filtered::<Entity, With<Camera3d>>();
     let camera = cameras.single(app.world()).unwrap();
     app.world_mut().entity_mut(camera).remove::<DepthPrepass>();
@@ -399,12 +409,10 @@ fn the_feature_renderer_runs_on_the_apps_device() {
         anchor.size(),
     )
     .unwrap();
-    let targets = [anchor.clone(), other];
+    let targets = [*anchor, other];
     let render = |renderer: &FeatureRenderer| {
         let mesh = renderer.build_mesh(&depth, anchor).unwrap();
-        let raster = renderer
-            .rasterize(&mesh, &targets, SIZE.x, SIZE.y)
-            .unwrap();
+        let raster = renderer.rasterize(&mesh, &targets, SIZE.x, SIZE.y).unwrap();
         raster.visibility().depth().into_data()
     };
     let gpu_depth = render(&on_app_device);
@@ -434,7 +442,12 @@ fn the_panel_runs_and_shows_the_generated_views() {
     });
     spawn_scene(app.world_mut());
     // The first camera spawned carries egui's primary context: the panel draws into its image.
-    let shot = spawn_shot(app.world_mut(), Vec3::new(1.5, 2.5, 4.0), Msaa::Off, "panel");
+    let shot = spawn_shot(
+        app.world_mut(),
+        Vec3::new(1.5, 2.5, 4.0),
+        Msaa::Off,
+        "panel",
+    );
     for _ in 0..WARM_UP_FRAMES {
         app.update();
     }
@@ -460,7 +473,10 @@ fn the_panel_runs_and_shows_the_generated_views() {
     let mut statuses = world.query::<&MvCustomStatus>();
     let image = statuses.single(world).unwrap().image().unwrap().id();
     assert!(
-        world.resource::<EguiUserTextures>().image_id(image).is_some(),
+        world
+            .resource::<EguiUserTextures>()
+            .image_id(image)
+            .is_some(),
         "the generated view is in the gallery"
     );
 }

@@ -228,7 +228,9 @@ pub(crate) fn start_generations(
                     &mut request,
                     &ordered,
                     |camera| match cameras.get(camera) {
-                        Ok((_, Some(render), _, Some(projection), true)) => Some((render, projection)),
+                        Ok((_, Some(render), _, Some(projection), true)) => {
+                            Some((render, projection))
+                        }
                         _ => None,
                     },
                 );

@@ -16,9 +16,7 @@ use bevy::platform::collections::HashMap;
 use bevy::prelude::{FromWorld, IntoScheduleConfigs, Query, Res, ResMut, Resource, World};
 use bevy::render::renderer::{RenderContext, RenderDevice, ViewQuery};
 use bevy::render::sync_world::RenderEntity;
-use bevy::render::{
-    Extract, ExtractSchedule, GpuResourceAppExt, Render, RenderApp, RenderSystems,
-};
+use bevy::render::{Extract, ExtractSchedule, GpuResourceAppExt, Render, RenderApp, RenderSystems};
 
 use super::{CapturedDepth, SceneDepthRequest};
 
@@ -196,19 +194,21 @@ fn map_captures(mut pending: ResMut<PendingCaptures>, sender: Res<CaptureSender>
         } = capture;
         let sender = sender.0.clone();
         let buffer = staging.clone();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |mapped| {
-            let ndc = mapped.map_err(|e| e.to_string()).map(|()| {
-                let values = bytemuck::pod_collect_to_vec(&buffer.slice(..).get_mapped_range());
-                buffer.unmap();
-                values
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |mapped| {
+                let ndc = mapped.map_err(|e| e.to_string()).map(|()| {
+                    let values = bytemuck::pod_collect_to_vec(&buffer.slice(..).get_mapped_range());
+                    buffer.unmap();
+                    values
+                });
+                // The receiver is gone only when the app is shutting down.
+                let _ = sender.send(CapturedDepth {
+                    id,
+                    width,
+                    height,
+                    ndc,
+                });
             });
-            // The receiver is gone only when the app is shutting down.
-            let _ = sender.send(CapturedDepth {
-                id,
-                width,
-                height,
-                ndc,
-            });
-        });
     }
 }

@@ -136,8 +136,8 @@ impl DepthConversion {
             for i in 0..out_w {
                 let x = nearest(i, out_w, vp_w);
                 let ndc_x = 2.0 * (x as f32 + 0.5) / vp_w as f32 - 1.0;
-                let index = (viewport.min.y + y) as usize * width as usize
-                    + (viewport.min.x + x) as usize;
+                let index =
+                    (viewport.min.y + y) as usize * width as usize + (viewport.min.x + x) as usize;
                 depths.push(self.z_depth(ndc_x, ndc_y, ndc[index]));
             }
         }
@@ -184,9 +184,12 @@ mod tests {
     fn perspective_depth_is_near_over_ndc() {
         let projection = perspective();
         let size = UVec2::new(4, 2);
-        let conversion =
-            DepthConversion::for_viewport(&projection, URect::from_corners(UVec2::ZERO, size), size)
-                .unwrap();
+        let conversion = DepthConversion::for_viewport(
+            &projection,
+            URect::from_corners(UVec2::ZERO, size),
+            size,
+        )
+        .unwrap();
         // Every pixel at its own depth, with the lateral position of its pixel centre.
         let zs = [0.5, 1.0, 2.5, 7.0, 11.0, 40.0, 123.0, 250.0];
         let ndc: Vec<f32> = zs

@@ -78,7 +78,9 @@ pub(crate) fn draw_panel(
             egui::ScrollArea::vertical().show(ui, |ui| {
                 shot_picker(ui, model, &mut actions);
                 let Some((_, shot)) = model.selected.as_mut() else {
-                    ui.label("No shot: spawn an entity with `MvCustomShot` and cameras with `MvCustom`.");
+                    ui.label(
+                        "No shot: spawn an entity with `MvCustomShot` and cameras with `MvCustom`.",
+                    );
                     return;
                 };
                 ui.separator();
@@ -129,7 +131,13 @@ fn prompts(ui: &mut egui::Ui, shot: &mut MvCustomShot) {
 /// moving it sets the shot's own value.
 fn sampling(ui: &mut egui::Ui, shot: &mut MvCustomShot, defaults: &ShotDefaults) {
     option_slider(ui, &mut shot.steps, defaults.steps, 1..=100, "steps");
-    option_slider(ui, &mut shot.guidance, defaults.guidance, 1.0..=20.0, "guidance");
+    option_slider(
+        ui,
+        &mut shot.guidance,
+        defaults.guidance,
+        1.0..=20.0,
+        "guidance",
+    );
     ui.horizontal(|ui| {
         ui.add(egui::DragValue::new(&mut shot.seed));
         ui.label("seed");
@@ -181,7 +189,10 @@ fn option_slider<T: egui::emath::Numeric>(
 fn techniques(ui: &mut egui::Ui, shot: &mut MvCustomShot) {
     let techniques = &mut shot.techniques;
     egui::CollapsingHeader::new("Techniques").show(ui, |ui| {
-        ui.checkbox(&mut techniques.dense_attention, "dense spatio-temporal attention");
+        ui.checkbox(
+            &mut techniques.dense_attention,
+            "dense spatio-temporal attention",
+        );
         if techniques.dense_attention {
             let mut windowed = techniques.attention_window.is_some();
             ui.horizontal(|ui| {
@@ -340,8 +351,7 @@ mod tests {
             time: Some(ctx.input(|i| i.time) + 0.1),
             ..Default::default()
         };
-        let mut output =
-            ctx.run_ui(input, |ui| actions = draw_panel(ui.ctx(), &mut open, model));
+        let mut output = ctx.run_ui(input, |ui| actions = draw_panel(ui.ctx(), &mut open, model));
         let shapes = std::mem::take(&mut output.shapes);
         // No painter here: the font atlas upload is not applied anywhere.
         output.drop_without_applying_deltas();
@@ -373,7 +383,11 @@ mod tests {
             pressed,
             modifiers: egui::Modifiers::NONE,
         };
-        run(ctx, model, vec![egui::Event::PointerMoved(pos), button(true)]);
+        run(
+            ctx,
+            model,
+            vec![egui::Event::PointerMoved(pos), button(true)],
+        );
         run(ctx, model, vec![button(false)]).0
     }
 
@@ -467,7 +481,13 @@ mod tests {
         run(&ctx, &mut model, vec![]);
         let (actions, shapes) = run(&ctx, &mut model, vec![]);
         assert_eq!(actions, PanelActions::default());
-        for text in ["Generate", "Cancel", "Save PNGs", "denoising 2/4", "failed: boom"] {
+        for text in [
+            "Generate",
+            "Cancel",
+            "Save PNGs",
+            "denoising 2/4",
+            "failed: boom",
+        ] {
             assert!(find_text(&shapes, text).is_some(), "`{text}` not painted");
         }
         assert_eq!(shot, before, "drawing alone edits nothing");
@@ -563,7 +583,12 @@ mod tests {
             click(&ctx, &mut model, &shapes, "Techniques");
             run(&ctx, &mut model, vec![]);
             let (_, shapes) = run(&ctx, &mut model, vec![]);
-            click(&ctx, &mut model, &shapes, "consistency-aware latent completion");
+            click(
+                &ctx,
+                &mut model,
+                &shapes,
+                "consistency-aware latent completion",
+            );
         }
         assert_eq!(shot.techniques.clc, None);
         assert!(shot.techniques.dfr.is_some());
