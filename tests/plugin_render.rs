@@ -371,6 +371,44 @@ fn without_a_depth_prepass_dfr_estimates_depth() {
 }
 
 #[test]
+fn a_camera_that_renders_no_depth_does_not_hold_the_generation() {
+    let recorder = Arc::new(Recorder::default());
+    let mut app = rendering_app(Arc::clone(&recorder));
+    spawn_scene(app.world_mut());
+    // A 2D camera with a depth prepass: it has a pose and a target, but no 3D prepass runs
+    // for it, so its depth never arrives.
+    let target = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(render_target());
+    let shot = app.world_mut().spawn(MvCustomShot::new("2d")).id();
+    app.world_mut().spawn((
+        Camera2d,
+        RenderTarget::Image(target.into()),
+        DepthPrepass,
+        MvCustom::new(shot),
+    ));
+    for _ in 0..WARM_UP_FRAMES {
+        app.update();
+    }
+    app.world_mut().trigger(GenerateShot { shot });
+    let mut frames = 0;
+    while recorder.requests.lock().unwrap().is_empty() {
+        frames += 1;
+        assert!(
+            frames <= bevy_mvcustom::plugin::depth::MAX_DEPTH_WAIT_FRAMES as usize + 2,
+            "the generation waited past the limit"
+        );
+        app.update();
+    }
+    assert!(
+        frames > 10,
+        "the generation waited for the depth a while ({frames} frames)"
+    );
+    assert!(recorder.requests.lock().unwrap()[0].anchor_depth.is_none());
+}
+
+#[test]
 fn the_feature_renderer_runs_on_the_apps_device() {
     let recorder = Arc::new(Recorder::default());
     let mut app = rendering_app(Arc::clone(&recorder));

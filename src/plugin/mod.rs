@@ -11,6 +11,11 @@
 //! waits on the model; the model is loaded once, on the first generation's task (or at
 //! start-up when asked), and shared. This is the only layer, with
 //! [`camera::bevy`](crate::camera::bevy), that imports Bevy.
+//!
+//! In an app that renders, a shot whose anchor camera has a `DepthPrepass` hands that
+//! camera's rendered depth to DFR ([`depth`]), and [`MvCustomGpu`] shares the app's GPU with
+//! the feature renderer. The egui control panel is a separate plugin, `ui::MvCustomUiPlugin`
+//! (feature `ui`), so that headless apps do without egui.
 
 pub mod components;
 pub mod depth;
