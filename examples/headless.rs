@@ -130,7 +130,14 @@ fn spawn_rig(mut commands: Commands, options: Res<Options>) {
         .spawn(
             MvCustomShot::new(options.prompt.clone())
                 .with_negative_prompt("blurry, low quality")
-                .with_seed(options.seed),
+                .with_seed(options.seed)
+                // This scene has no geometry to give the anchor view's depth, so depth-aware
+                // feature rendering and the latent completion built on it are off.
+                .with_techniques(Techniques {
+                    dfr: None,
+                    clc: None,
+                    ..Techniques::default()
+                }),
         )
         .id();
     let (radius, height) = (3.0, 1.2);

@@ -17,14 +17,20 @@
 //! - [`train`]: AdamW with resumable state, atomic checkpoints, from-scratch initialisation.
 //! - [`plugin`]: the Bevy plugin: cameras drive the poses, generated views appear as `Image`
 //!   textures, inference runs in task-pool tasks. [`prelude`] holds what an app uses.
+//! - [`world`]: a procedural multi-view world (scenes, trajectories, CPU ray caster) with exact
+//!   depth, masks and captions: training data and evaluation ground truth.
+//! - [`cli`]: the `mvcustom` command-line tool (generate, inspect, bench), on the layers above
+//!   and without Bevy.
 
 pub mod camera;
+pub mod cli;
 pub mod diffusion;
 pub mod model;
 pub mod mvcustom;
 pub mod plugin;
 pub mod render;
 pub mod train;
+pub mod world;
 
 /// What a Bevy app needs to use the plugin: `use bevy_mvcustom::prelude::*;`.
 pub mod prelude {
@@ -35,3 +41,8 @@ pub mod prelude {
         Precision, ShotCancelled, ShotDefaults, ShotFailed, ShotFinished, ShotViews,
     };
 }
+
+/// The README's code samples, compiled as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -164,6 +164,8 @@ impl ViewGenerator for Recorder {
         Ok(GeneratedViews {
             images: flat_views(request, 200),
             timings: vec![],
+            anchor_depth: None,
+            notices: Vec::new(),
         })
     }
 }
@@ -192,6 +194,8 @@ impl ViewGenerator for Slow {
         Ok(GeneratedViews {
             images: flat_views(request, 1),
             timings: vec![],
+            anchor_depth: None,
+            notices: Vec::new(),
         })
     }
 }
@@ -226,6 +230,8 @@ impl ViewGenerator for Gated {
                 stage: "denoising".into(),
                 seconds: 0.0,
             }],
+            anchor_depth: None,
+            notices: Vec::new(),
         })
     }
 }

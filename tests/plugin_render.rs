@@ -60,6 +60,8 @@ impl ViewGenerator for Recorder {
         Ok(GeneratedViews {
             images: vec![view; request.cameras.len()],
             timings: vec![],
+            anchor_depth: request.anchor_depth.clone(),
+            notices: Vec::new(),
         })
     }
 }
@@ -342,7 +344,7 @@ fn dfr_receives_the_depth_the_scene_renders() {
 }
 
 #[test]
-fn without_a_depth_prepass_dfr_estimates_depth() {
+fn without_a_depth_prepass_the_request_has_no_scene_depth() {
     let recorder = Arc::new(Recorder::default());
     let mut app = rendering_app(Arc::clone(&recorder));
     spawn_scene(app.world_mut());

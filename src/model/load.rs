@@ -63,6 +63,18 @@ impl Weights {
     ) -> Result<T> {
         constructor(self.vb.clone()).map_err(|e| ModelError::from_weights(e, &self.files))
     }
+
+    /// Memory-maps `files`, converting to `settings`' dtype and device as tensors are fetched.
+    fn mmap(files: Vec<PathBuf>, settings: &ComputeSettings) -> Result<Self> {
+        // SAFETY: the files are memory-mapped read-only; candle copies each tensor out of the
+        // map when it is fetched. Modifying a checkpoint while it is being loaded is the
+        // caller's responsibility, as with every mmap-based loader.
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&files, settings.dtype, &settings.device)
+        }
+        .map_err(|e| ModelError::from_weights(e, &files))?;
+        Ok(Weights { vb, files })
+    }
 }
 
 impl ComponentDir {
@@ -159,15 +171,18 @@ impl ComponentDir {
     /// Memory-maps the folder's weights for `variant`, converting to `settings`' dtype and
     /// device as tensors are fetched.
     pub fn weights(&self, variant: WeightVariant, settings: &ComputeSettings) -> Result<Weights> {
-        let files = self.weight_files(variant)?;
-        // SAFETY: the files are memory-mapped read-only; candle copies each tensor out of the
-        // map when it is fetched. Modifying a checkpoint while it is being loaded is the
-        // caller's responsibility, as with every mmap-based loader.
-        let vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(&files, settings.dtype, &settings.device)
-        }
-        .map_err(|e| ModelError::from_weights(e, &files))?;
-        Ok(Weights { vb, files })
+        Weights::mmap(self.weight_files(variant)?, settings)
+    }
+
+    /// Memory-maps the named safetensors files of the folder together (their tensor names
+    /// must not collide), for components whose weights are not in the diffusers file names,
+    /// e.g. a depth estimator's backbone and head.
+    pub fn named_weights(&self, names: &[String], settings: &ComputeSettings) -> Result<Weights> {
+        let files = names
+            .iter()
+            .map(|name| self.file(name))
+            .collect::<Result<Vec<_>>>()?;
+        Weights::mmap(files, settings)
     }
 }
 

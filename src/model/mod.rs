@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod blocks;
 pub mod clip;
+pub mod depth;
 pub mod error;
 pub mod hook;
 pub mod load;

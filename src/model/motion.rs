@@ -292,43 +292,49 @@ fn rectangle(grid: Grid, r: usize, groups: usize, max_scores: usize) -> (usize, 
     (rows, cols)
 }
 
-/// The additive mask of a query rectangle against a key rectangle (both `(y0, h, x0, w)` in
-/// absolute pixels, every frame): 0 inside the window, −∞ outside; `None` when nothing is
-/// masked.
+/// A rectangle of pixels `(y0, height, x0, width)`, taken in every frame.
+type Rect = (usize, usize, usize, usize);
+
+/// The additive mask of a query rectangle against a key rectangle (absolute pixels, every
+/// frame, tokens ordered frame, row, column): 0 inside the window, −∞ outside; `None` when
+/// nothing is masked. Built from per-token coordinates with tensor ops, O(queries + keys)
+/// scalar work.
 fn window_bias(
     frames: usize,
-    query: (usize, usize, usize, usize),
-    key: (usize, usize, usize, usize),
+    query: Rect,
+    key: Rect,
     r: usize,
     dtype: candle_core::DType,
     device: &Device,
 ) -> Result<Option<Tensor>> {
     let (qy0, qh, qx0, qw) = query;
     let (ky0, kh, kx0, kw) = key;
-    let per_frame_keys: Vec<(usize, usize)> = (0..kh)
-        .flat_map(|y| (0..kw).map(move |x| (ky0 + y, kx0 + x)))
-        .collect();
-    let mut bias = Vec::with_capacity(frames * qh * qw * frames * per_frame_keys.len());
-    let mut masked = false;
-    for _ in 0..frames {
-        for y in qy0..qy0 + qh {
-            for x in qx0..qx0 + qw {
-                for _ in 0..frames {
-                    for &(ky, kx) in &per_frame_keys {
-                        let inside = y.abs_diff(ky) <= r && x.abs_diff(kx) <= r;
-                        masked |= !inside;
-                        bias.push(if inside { 0f32 } else { f32::NEG_INFINITY });
-                    }
-                }
-            }
-        }
-    }
-    if !masked {
+    let farthest = |a0: usize, an: usize, b0: usize, bn: usize| {
+        (a0 + an - 1).abs_diff(b0).max(a0.abs_diff(b0 + bn - 1))
+    };
+    if farthest(qy0, qh, ky0, kh) <= r && farthest(qx0, qw, kx0, kw) <= r {
         return Ok(None);
     }
-    let n_keys = frames * per_frame_keys.len();
-    let n_queries = bias.len() / n_keys;
-    Tensor::from_vec(bias, (n_queries, n_keys), device)?
+    // Row and column of every token of a rectangle, repeated for each frame.
+    let coords = |(y0, h, x0, w): Rect, shape: (usize, usize)| -> Result<(Tensor, Tensor)> {
+        let n = frames * h * w;
+        let ys: Vec<f32> = (0..n).map(|i| (y0 + (i / w) % h) as f32).collect();
+        let xs: Vec<f32> = (0..n).map(|i| (x0 + i % w) as f32).collect();
+        Ok((
+            Tensor::from_vec(ys, shape, device)?,
+            Tensor::from_vec(xs, shape, device)?,
+        ))
+    };
+    let (nq, nk) = (frames * qh * qw, frames * kh * kw);
+    let (qy, qx) = coords(query, (nq, 1))?;
+    let (ky, kx) = coords(key, (1, nk))?;
+    let dy = qy.broadcast_sub(&ky)?.abs()?;
+    let dx = qx.broadcast_sub(&kx)?.abs()?;
+    let outside = dy.maximum(&dx)?.gt(r as f64)?;
+    let blocked = Tensor::full(f32::NEG_INFINITY, (nq, nk), device)?;
+    let open = Tensor::zeros((nq, nk), candle_core::DType::F32, device)?;
+    outside
+        .where_cond(&blocked, &open)?
         .to_dtype(dtype)
         .map(Some)
 }
@@ -339,11 +345,31 @@ mod tests {
     use crate::model::hook::NoHook;
     use candle_core::DType;
     use candle_nn::VarMap;
+    use std::collections::HashMap;
+
+    /// Builds a layer over random plain tensors: once over a `VarMap` to learn which tensors
+    /// it reads, then over random values of those shapes (plain tensors, not variables, so the
+    /// inference kernels run and no autograd graph is recorded).
+    fn random<T>(build: impl Fn(VarBuilder) -> Result<T>) -> Result<T> {
+        let dev = Device::Cpu;
+        let map = VarMap::new();
+        build(VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+        let data = map
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned var map".into()))?;
+        let tensors = data
+            .iter()
+            .map(|(name, var)| {
+                let values = (Tensor::randn(0f32, 0.5, var.shape(), &dev)? + 0.1)?;
+                Ok((name.clone(), values))
+            })
+            .collect::<Result<HashMap<_, _>>>()?;
+        build(VarBuilder::from_tensors(tensors, DType::F32, &dev))
+    }
 
     /// A motion module with random weights everywhere (norms and biases included).
     fn module(channels: usize, heads: usize, max_frames: usize) -> Result<MotionModule> {
-        let map = VarMap::new();
-        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
         let dims = MotionModuleDims {
             channels,
             heads,
@@ -351,18 +377,7 @@ mod tests {
             norm_groups: 4,
             max_frames,
         };
-        let m = MotionModule::new(vb, dims, "test".into())?;
-        randomise(&map)?;
-        Ok(m)
-    }
-
-    /// Overwrites every variable of `map` in place (layers hold views of the same storage).
-    fn randomise(map: &VarMap) -> Result<()> {
-        for var in map.all_vars() {
-            let t = var.as_tensor();
-            var.set(&(Tensor::randn(0f32, 0.5, t.shape(), t.device())? + 0.1)?)?;
-        }
-        Ok(())
+        random(|vb| MotionModule::new(vb, dims, "test".into()))
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -413,14 +428,24 @@ mod tests {
     fn chunked_dense_equals_unchunked() -> Result<()> {
         let m = module(8, 2, 6)?;
         let (b, f, h, w) = (1, 3, 6, 5);
-        let x = Tensor::randn(0f32, 1.0, (b * f, 8, h, w), &Device::Cpu)?;
+        // A fixed, non-trivial input (the weights are random).
+        let x = Tensor::arange(0f32, (b * f * 8 * h * w) as f32, &Device::Cpu)?
+            .affine(0.37, 0.0)?
+            .sin()?
+            .reshape((b * f, 8, h, w))?;
         for window in [None, Some(1), Some(2)] {
             let mode = MotionAttention::Dense { window };
             let whole = run(&m, &x, f, mode, usize::MAX);
+            let scale = whole.abs()?.max_all()?.to_scalar::<f32>()?;
             for budget in [1, 50, 700, 3000] {
                 let chunked = run(&m, &x, f, mode, budget);
                 let d = max_diff(&whole, &chunked);
-                assert!(d < 1e-5, "window {window:?}, budget {budget}: {d}");
+                // Chunking only reorders f32 sums of a few hundred terms: allow ~64 ulp of
+                // the output's magnitude.
+                assert!(
+                    d <= 64.0 * f32::EPSILON * (1.0 + scale),
+                    "window {window:?}, budget {budget}: {d} (outputs up to {scale})"
+                );
             }
         }
         Ok(())
@@ -456,11 +481,8 @@ mod tests {
     #[test]
     fn dense_attention_matches_naive_reference() -> Result<()> {
         let dev = Device::Cpu;
-        let map = VarMap::new();
-        let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
         let (c, heads) = (6, 2);
-        let attn = Attention::new(vb.pp("a"), c, c, heads, c / heads, false)?;
-        randomise(&map)?;
+        let attn = random(|vb| Attention::new(vb, c, c, heads, c / heads, false))?;
         let grid = Grid {
             frames: 2,
             height: 3,

@@ -22,23 +22,25 @@ use super::unet::config::{AsJson, UNetLayout, per_block};
 /// modules with the UNet's `norm_num_groups`, and this crate computes what it computes.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
-#[allow(missing_docs)]
 pub struct MotionAdapterConfig {
+    /// Channels per level; only its length is checked (the UNet's channels are used, and
+    /// weights of other channels fail with a shape mismatch).
     pub block_out_channels: Vec<usize>,
     /// Number or per-block list; must equal the UNet's `layers_per_block`.
     pub motion_layers_per_block: Value,
-    /// Number or per-block list.
+    /// Transformer blocks per motion module (number or per-block list).
     pub motion_transformer_layers_per_block: Value,
     /// Motion modules in the mid block (the UNet's mid block has one transformer: must be 1).
     pub motion_mid_block_layers_per_block: usize,
-    /// Number or one-element list.
+    /// Transformer blocks of the mid motion module (number or one-element list).
     pub motion_transformer_layers_per_mid_block: Value,
-    /// Number or per-block list.
+    /// Attention heads of the motion modules (number or per-block list).
     pub motion_num_attention_heads: Value,
-    /// Frames the position table covers.
+    /// Frames the position table covers: the most frames a clip may have.
     pub motion_max_seq_length: usize,
+    /// The adapter has a motion module in the mid block.
     pub use_motion_mid_block: bool,
-    /// PIA's extra input channels; not supported.
+    /// PIA's extra input channels; must be null.
     pub conv_in_channels: Option<usize>,
 }
 
@@ -117,7 +119,7 @@ impl MotionAdapterConfig {
             "motion_num_attention_heads",
         )?;
         let dims = |block: usize, channels: usize, layers: usize| -> Result<MotionModuleDims> {
-            if heads[block] == 0 || channels % heads[block] != 0 {
+            if heads[block] == 0 || !channels.is_multiple_of(heads[block]) {
                 return Err(unsupported(
                     path,
                     "motion_num_attention_heads",

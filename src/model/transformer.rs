@@ -119,7 +119,7 @@ impl BasicTransformerBlock {
             positions,
             upcast,
         } = dims;
-        if heads == 0 || dim % heads != 0 {
+        if heads == 0 || !dim.is_multiple_of(heads) {
             candle_core::bail!(
                 "{}: width {dim} is not divisible by {heads} heads",
                 vb.prefix()

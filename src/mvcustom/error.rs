@@ -41,6 +41,9 @@ pub enum MvError {
     /// A camera was invalid.
     #[error(transparent)]
     Camera(#[from] CameraError),
+    /// A subject definition or its files are unusable.
+    #[error(transparent)]
+    Subject(#[from] super::subject::SubjectError),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

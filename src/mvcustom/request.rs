@@ -3,19 +3,33 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::anchor_depth::DepthAlignment;
+use super::error::{MvError, Result};
 use crate::camera::PinholeCamera;
+use crate::model::hook::{HookKind, LayerSelection, LevelSelection, UNetPath};
 use crate::render::DepthMap;
 
 /// Depth-aware feature rendering settings (method.md, DFR).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DfrSettings {
-    /// The view whose features are rendered into the others; `None`: the middle view.
+    /// The view whose features are rendered into the others; `None`: the middle view
+    /// (`views / 2`). The paper does not say which view it anchors on.
     pub anchor_view: Option<usize>,
     /// Fraction of the steps, from the first, during which features are replaced (35 of 50).
     pub step_fraction: f32,
-    /// Relative depth jump above which a mesh triangle is dropped as a discontinuity.
+    /// Relative depth jump above which a mesh triangle is dropped as a discontinuity (see
+    /// [`AnchorMesh::build`](crate::render::AnchorMesh::build)).
     pub discontinuity_threshold: f32,
+    /// The UNet layers whose features are replaced. The paper does not state them; the
+    /// default takes the spatial transformer block outputs ([`HookKind::SpatialBlock`]) of the
+    /// up path at its two coarsest levels that have transformers (16² and 32² for SD-1.5 at
+    /// 64² latents): coarse enough that the anchor's layout carries over, while the finest
+    /// level, where rendered features are least reliable, is left to the network.
+    pub layers: LayerSelection,
+    /// How a monocular depth estimate is aligned to the scene when the request has no
+    /// anchor depth (see [`MvPipeline::with_depth_estimator`](super::MvPipeline::with_depth_estimator)).
+    pub depth_alignment: DepthAlignment,
 }
 
 impl Default for DfrSettings {
@@ -24,6 +38,43 @@ impl Default for DfrSettings {
             anchor_view: None,
             step_fraction: 0.7,
             discontinuity_threshold: 0.1,
+            layers: LayerSelection {
+                kinds: vec![HookKind::SpatialBlock],
+                paths: vec![UNetPath::Up],
+                levels: LevelSelection::Coarsest(2),
+            },
+            depth_alignment: DepthAlignment::default(),
+        }
+    }
+}
+
+impl DfrSettings {
+    /// Checks the settings for a generation of `views` views and returns the anchor view.
+    pub fn validate(&self, views: usize) -> Result<usize> {
+        check_fraction("techniques.dfr.step_fraction", self.step_fraction)?;
+        if !(self.discontinuity_threshold.is_finite() && self.discontinuity_threshold > 0.0) {
+            return Err(MvError::request(
+                "techniques.dfr.discontinuity_threshold",
+                format!(
+                    "must be finite and > 0, got {}",
+                    self.discontinuity_threshold
+                ),
+            ));
+        }
+        if self.layers.kinds.is_empty() || self.layers.paths.is_empty() {
+            return Err(MvError::request(
+                "techniques.dfr.layers",
+                "needs at least one hook kind and one UNet path",
+            ));
+        }
+        self.depth_alignment.validate()?;
+        match self.anchor_view {
+            None => Ok(views / 2),
+            Some(a) if a < views => Ok(a),
+            Some(a) => Err(MvError::request(
+                "techniques.dfr.anchor_view",
+                format!("view {a} does not exist: the request has {views} cameras"),
+            )),
         }
     }
 }
@@ -33,13 +84,46 @@ impl Default for DfrSettings {
 #[serde(default)]
 pub struct ClcSettings {
     /// Fraction of the steps, from the first, during which disoccluded latents are re-noised
-    /// from x̂₀ (down to τ).
+    /// from x̂₀ (down to τ). The paper does not give τ; default: the first 20% of steps.
     pub step_fraction: f32,
+    /// The disocclusion mask is rasterised at this many cells per latent cell along each axis
+    /// and area-averaged to the latent grid, so latent cells on a disocclusion edge get a
+    /// fractional weight; 1 gives a binary mask. At least 1.
+    pub mask_supersampling: u32,
 }
 
 impl Default for ClcSettings {
     fn default() -> Self {
-        Self { step_fraction: 0.2 }
+        Self {
+            step_fraction: 0.2,
+            mask_supersampling: 2,
+        }
+    }
+}
+
+impl ClcSettings {
+    /// Checks every field is in range.
+    pub fn validate(&self) -> Result<()> {
+        check_fraction("techniques.clc.step_fraction", self.step_fraction)?;
+        if self.mask_supersampling == 0 {
+            return Err(MvError::request(
+                "techniques.clc.mask_supersampling",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Fails unless `value` is a fraction in [0, 1].
+fn check_fraction(field: &'static str, value: f32) -> Result<()> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(MvError::request(
+            field,
+            format!("must be a fraction in [0, 1], got {value}"),
+        ))
     }
 }
 
@@ -105,8 +189,10 @@ pub struct GenerationRequest {
     pub seed: u64,
     /// Technique switches.
     pub techniques: Techniques,
-    /// The anchor view's z-depth in world units when the scene provides it (a Bevy depth
-    /// prepass); otherwise DFR estimates it.
+    /// The anchor view's z-depth in world units (camera-frame Z, at any resolution covering
+    /// the anchor camera's whole image), e.g. from a Bevy depth prepass. Depth-aware feature
+    /// rendering (and so latent completion, which uses its geometry) needs it, or a pipeline
+    /// with a depth estimator, which then estimates it from a first pass without them.
     pub anchor_depth: Option<DepthMap>,
     /// Decode and report intermediate x̂₀ previews every this many steps (`None`: never).
     pub preview_every: Option<usize>,
@@ -146,6 +232,9 @@ pub enum GenerationEvent {
         /// One RGBA image per view.
         images: Vec<image::RgbaImage>,
     },
+    /// Something the caller should know about the run, e.g. a requested technique that could
+    /// not run (also listed in [`GeneratedViews::notices`]).
+    Notice(String),
 }
 
 /// How long a stage took.
@@ -164,4 +253,9 @@ pub struct GeneratedViews {
     pub images: Vec<image::RgbaImage>,
     /// Per-stage wall-clock times.
     pub timings: Vec<StageTiming>,
+    /// The anchor depth depth-aware feature rendering used (the request's, or the estimated
+    /// one); `None` when it did not run.
+    pub anchor_depth: Option<DepthMap>,
+    /// What the caller should know about the run (as reported by [`GenerationEvent::Notice`]).
+    pub notices: Vec<String>,
 }

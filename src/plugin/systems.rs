@@ -327,6 +327,7 @@ fn apply_progress(
         } => {
             store_images(task.views(), &previews, statuses, images);
         }
+        GenerationEvent::Notice(notice) => bevy::log::warn!("bevy_mvcustom: {notice}"),
     }
 }
 

@@ -80,6 +80,36 @@ impl DepthMap {
     pub fn data(&self) -> &[f32] {
         &self.data
     }
+
+    /// Resamples to `width × height` cells (any ratio) keeping, for each output cell, the
+    /// *smallest* depth among the input cells it overlaps: the nearest surface wins, so depth
+    /// edges stay sharp (no depth is invented between a foreground and its background, which
+    /// averaging would do, floating geometry across the edge) and thin foreground structures
+    /// survive downsampling. When upsampling each output cell lies in one or two input cells,
+    /// so this is nearest-neighbour resampling with ties to the nearer surface.
+    pub fn resize_min(&self, width: u32, height: u32) -> Result<Self> {
+        let out_w = non_zero("resize width", width)?;
+        let out_h = non_zero("resize height", height)?;
+        let in_w = self.width as usize;
+        let wx = area_weights(in_w, out_w);
+        let wy = area_weights(self.height as usize, out_h);
+        let mut data = Vec::with_capacity(out_h * out_w);
+        for rows in &wy {
+            for cols in &wx {
+                let nearest = rows
+                    .iter()
+                    .flat_map(|&(iy, _)| cols.iter().map(move |&(ix, _)| iy * in_w + ix))
+                    .map(|index| self.data[index])
+                    .fold(f32::INFINITY, f32::min);
+                data.push(nearest);
+            }
+        }
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
+    }
 }
 
 /// A feature map in `[channels, height, width]` layout (one UNet layer's features of the anchor
@@ -379,6 +409,25 @@ mod tests {
             .area_resize(3, 2)
             .unwrap();
         assert!(up.data().iter().all(|v| (v - 0.5).abs() < 1e-6));
+    }
+
+    #[test]
+    fn depth_resize_keeps_the_nearest_surface() {
+        // 4×2 → 2×1: each output is the minimum of a 2×2 block.
+        let depth = DepthMap::new(4, 2, vec![5., 2., 7., 7., 3., 4., 7., 6.]).unwrap();
+        assert_eq!(depth.resize_min(2, 1).unwrap().data(), &[2., 6.]);
+        // 3 → 2 columns: output 0 overlaps inputs 0 and 1, output 1 inputs 1 and 2.
+        let depth = DepthMap::new(3, 1, vec![4., 9., 1.]).unwrap();
+        assert_eq!(depth.resize_min(2, 1).unwrap().data(), &[4., 1.]);
+        // 2 → 4 columns (upsampling): nearest neighbour.
+        let depth = DepthMap::new(2, 1, vec![4., 9.]).unwrap();
+        assert_eq!(depth.resize_min(4, 1).unwrap().data(), &[4., 4., 9., 9.]);
+        // 2 → 3 columns: the middle output straddles both inputs and takes the nearer.
+        assert_eq!(depth.resize_min(3, 1).unwrap().data(), &[4., 4., 9.]);
+        assert!(matches!(
+            depth.resize_min(0, 1),
+            Err(RenderError::Empty { .. })
+        ));
     }
 
     #[test]

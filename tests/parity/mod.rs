@@ -3,7 +3,6 @@
 pub mod animatediff_pipeline;
 pub mod clip_text;
 pub mod common;
-pub mod motion_unet;
 pub mod scheduler;
 pub mod tokenizer;
 pub mod unet;
@@ -16,8 +15,8 @@ pub fn run(case: &Case) -> Result<Vec<Check>, String> {
     match case.kind.as_str() {
         "animatediff_pipeline" => animatediff_pipeline::run(case),
         "scheduler" => scheduler::run(case),
-        "unet" => unet::run(case),
-        "motion_unet" => motion_unet::run(case),
+        "unet" => unet::run(case, false),
+        "motion_unet" => unet::run(case, true),
         "clip_text" => clip_text::run(case),
         "tokenizer" => tokenizer::run(case),
         "vae" => vae::run(case),

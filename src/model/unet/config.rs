@@ -15,53 +15,87 @@ use crate::model::load::unsupported;
 /// result and rejected by [`UNetConfig::layout`] when they would.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
-#[allow(missing_docs)]
 pub struct UNetConfig {
+    /// Latent channels in (4 for SD).
     pub in_channels: usize,
+    /// Channels predicted (4 for SD).
     pub out_channels: usize,
+    /// Map the input from [0, 1] to [-1, 1] first.
     pub center_input_sample: bool,
+    /// Cosines before sines in the timestep projection.
     pub flip_sin_to_cos: bool,
+    /// `downscale_freq_shift` of the timestep projection.
     pub freq_shift: f64,
+    /// `CrossAttnDownBlock2D` or `DownBlock2D` per level.
     pub down_block_types: Vec<String>,
+    /// `UNetMidBlock2DCrossAttn`, or null for no mid block.
     pub mid_block_type: Option<String>,
+    /// `UpBlock2D` or `CrossAttnUpBlock2D` per level, deepest first.
     pub up_block_types: Vec<String>,
-    /// Bool or per-block list.
+    /// Bool or per-block list; must be false (self-attention in `attn1`).
     pub only_cross_attention: Value,
+    /// Channels per level.
     pub block_out_channels: Vec<usize>,
-    /// Number or per-block list.
+    /// Resnets per down block (number or per-block list); up blocks have one more.
     pub layers_per_block: Value,
+    /// Padding of the downsampling convolutions (1, or 0 for bottom-right padding).
     pub downsample_padding: usize,
+    /// Divides the residual sums of the mid block's resnets.
     pub mid_block_scale_factor: f64,
+    /// Activation of resnets and the time embedding (`silu`).
     pub act_fn: String,
+    /// GroupNorm groups everywhere.
     pub norm_num_groups: Option<usize>,
+    /// GroupNorm epsilon of resnets and `conv_norm_out`.
     pub norm_eps: f64,
-    /// Number or per-block list.
+    /// Width of the text embeddings (number or per-block list).
     pub cross_attention_dim: Value,
-    /// Number or per-block list.
+    /// Transformer blocks per spatial transformer (number or per-block list).
     pub transformer_layers_per_block: Value,
+    /// Asymmetric up-path transformer counts; must be null.
     pub reverse_transformer_layers_per_block: Value,
+    /// Projection of other text encoders' widths; must be null.
     pub encoder_hid_dim: Value,
+    /// Kind of that projection; must be null.
     pub encoder_hid_dim_type: Value,
     /// Number or per-block list; for these UNets it is the number of heads (diffusers' naming
-    /// quirk), used when `num_attention_heads` is null.
+    /// quirk), used because `num_attention_heads` must be null.
     pub attention_head_dim: Value,
+    /// Must be null: diffusers' `UNet2DConditionModel` rejects it too.
     pub num_attention_heads: Value,
+    /// Must be false.
     pub dual_cross_attention: bool,
+    /// Transformers project with linear layers (SD 2) instead of 1×1 convolutions (SD 1).
     pub use_linear_projection: bool,
+    /// Class conditioning; must be null.
     pub class_embed_type: Value,
+    /// Extra conditioning (SDXL); must be null.
     pub addition_embed_type: Value,
+    /// Class count; must be null.
     pub num_class_embeds: Value,
+    /// Attention scores in f32 under half precision (SD 2.1).
     pub upcast_attention: bool,
+    /// How resnets inject the time embedding; must be `default` (added).
     pub resnet_time_scale_shift: String,
+    /// Must be `positional` (sinusoidal).
     pub time_embedding_type: String,
+    /// Width of the time embedding (default `4·block_out_channels[0]`).
     pub time_embedding_dim: Option<usize>,
+    /// Activation on the time embedding before the blocks: null or `silu`.
     pub time_embedding_act_fn: Option<String>,
+    /// Activation after `time_embedding.linear_2`: null or `silu`.
     pub timestep_post_act: Option<String>,
+    /// Timestep-condition projection (LCM); must be null.
     pub time_cond_proj_dim: Value,
+    /// `conv_in` kernel size (odd).
     pub conv_in_kernel: usize,
+    /// `conv_out` kernel size (odd).
     pub conv_out_kernel: usize,
+    /// Must be `default` (no GLIGEN).
     pub attention_type: String,
+    /// Must be false.
     pub class_embeddings_concat: bool,
+    /// Must be null.
     pub cross_attention_norm: Value,
 }
 
@@ -231,7 +265,7 @@ impl UNetLayout {
     /// centring, no extra time-embedding activations, always a mid block, 3×3 `conv_in` /
     /// `conv_out` and a `4·block_out_channels[0]` time embedding (the last three are checked:
     /// diffusers cannot carry other values over either).
-    pub(crate) fn for_motion(mut self, path: &Path, cfg: &UNetConfig) -> Result<Self> {
+    pub fn for_motion(mut self, path: &Path, cfg: &UNetConfig) -> Result<Self> {
         if self.mid.is_none() {
             return Err(unsupported(path, "mid_block_type", &cfg.mid_block_type));
         }
@@ -289,7 +323,7 @@ impl UNetConfig {
         )?;
         let attention = |i: usize| -> Result<AttentionLayout> {
             let c = self.block_out_channels[i];
-            if heads[i] == 0 || c % heads[i] != 0 {
+            if heads[i] == 0 || !c.is_multiple_of(heads[i]) {
                 return Err(unsupported(
                     path,
                     "attention_head_dim",

@@ -35,7 +35,7 @@ use self::config::{UNetConfig, UNetLayout};
 use self::embeddings::{TimestepEmbedding, TimestepProjection, expand_timesteps};
 use super::attention::AttentionSettings;
 use super::error::{ModelError, Result};
-use super::hook::{FeatureHook, HookKind, NoHook};
+use super::hook::{FeatureHook, HookKind, HookSite, NoHook, UNetPath};
 use super::load::{ComponentDir, ComputeSettings, WeightVariant};
 use super::motion::MotionAttention;
 use super::motion_adapter::{MotionAdapterConfig, MotionModules};
@@ -96,6 +96,9 @@ impl UNet {
         layout: &UNetLayout,
         motion: Option<MotionModules>,
     ) -> CandleResult<Self> {
+        if let Some(m) = &motion {
+            check_motion_fits(m, layout)?;
+        }
         let c0 = layout
             .down
             .first()
@@ -223,6 +226,34 @@ impl UNet {
         points
     }
 
+    /// Every hook point with its path and resolution level, in the order `forward` calls
+    /// them: down block `i` works at the level of the downsamplers before it, the mid block
+    /// below the last one, and each up block one level above the previous upsampler.
+    pub fn hook_sites(&self) -> Vec<HookSite> {
+        let mut sites = Vec::new();
+        let mut level = 0;
+        let mut push = |points: Vec<(String, HookKind)>, path, level| {
+            sites.extend(points.into_iter().map(|(name, kind)| HookSite {
+                name,
+                kind,
+                path,
+                level,
+            }));
+        };
+        for (block, layout) in self.down.iter().zip(&self.layout.down) {
+            push(block.hook_points(), UNetPath::Down, level);
+            level += usize::from(layout.downsample);
+        }
+        if let Some(block) = &self.mid {
+            push(block.hook_points(), UNetPath::Mid, level);
+        }
+        for (block, layout) in self.up.iter().zip(&self.layout.up) {
+            push(block.hook_points(), UNetPath::Up, level);
+            level = level.saturating_sub(usize::from(layout.upsample));
+        }
+        sites
+    }
+
     /// Predicts the noise (or whatever the checkpoint was trained on) for `sample`.
     ///
     /// - `sample`: `[B, C, H, W]`, or `[B, C, F, H, W]` when motion modules are inserted;
@@ -279,7 +310,7 @@ impl UNet {
             xs = mid.forward(&xs, &pass, hook)?;
         }
         let factor = 1usize << self.layout.upsamplers();
-        let explicit_sizes = height % factor != 0 || width % factor != 0;
+        let explicit_sizes = !height.is_multiple_of(factor) || !width.is_multiple_of(factor);
         for (i, block) in self.up.iter().enumerate() {
             let remaining = skips.len().saturating_sub(block.skips_used());
             let upsample_size = match (explicit_sizes && i + 1 < self.up.len(), remaining) {
@@ -379,6 +410,25 @@ impl UNet {
                 ),
             ))
         }
+    }
+}
+
+/// Motion modules must come one per resnet of every down and up block (and at most one for an
+/// existing mid block), as a [`MotionLayout`](super::motion_adapter::MotionLayout) of the same
+/// UNet layout gives them.
+fn check_motion_fits(motion: &MotionModules, layout: &UNetLayout) -> CandleResult<()> {
+    let fits = |modules: &[Vec<_>], layers: &mut dyn Iterator<Item = usize>| {
+        let counts: Vec<usize> = layers.collect();
+        modules.len() == counts.len() && modules.iter().zip(&counts).all(|(m, &c)| m.len() == c)
+    };
+    let mid_fits = motion.mid.is_empty() || (motion.mid.len() == 1 && layout.mid.is_some());
+    if fits(&motion.down, &mut layout.down.iter().map(|d| d.layers))
+        && fits(&motion.up, &mut layout.up.iter().map(|u| u.layers))
+        && mid_fits
+    {
+        Ok(())
+    } else {
+        candle_core::bail!("the motion modules were built for another UNet layout")
     }
 }
 

@@ -1,0 +1,237 @@
+//! `mvcustom generate`: views of a prompt from a camera rig, written as `view_NN.png`, with
+//! the cameras (`cameras.ron`) and a `report.json` of settings, timings and peak memory.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+
+use super::args::{ComputeArgs, TechniqueArgs};
+use super::atomic::write_atomic;
+use super::cameras::{CameraSourceArgs, RigArgs};
+use super::depth::read_depth;
+use super::error::{CliError, Result};
+use super::memory::peak_rss_bytes;
+use super::progress::Progress;
+use super::report::{DepthInfo, GenerateReport, GenerateSettings, ToolInfo, ViewRecord};
+use super::resolve_model;
+use crate::camera::PinholeCamera;
+use crate::diffusion::CancelToken;
+use crate::mvcustom::{GenerationRequest, MvError, MvPipeline, StageTiming};
+
+/// Arguments of `mvcustom generate`.
+#[derive(Clone, Debug, Args)]
+pub struct GenerateArgs {
+    /// The diffusers-layout model folder (tokenizer/, text_encoder/, unet/, motion_adapter/,
+    /// vae/, scheduler/). Required: no model is built into the tool yet.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// What to generate (name a trained subject by its token, e.g. `a photo of <teddy>`).
+    #[arg(long, short)]
+    pub prompt: String,
+    /// What to steer away from.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub negative_prompt: String,
+    /// Denoising steps.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub steps: u32,
+    /// Classifier-free guidance scale (1 or less: no guidance).
+    #[arg(long, default_value_t = 7.5, allow_negative_numbers = true)]
+    pub guidance: f64,
+    /// Seed of the initial noise (the same seed gives the same views on CPU).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// View width in pixels (default: the model's native size).
+    #[arg(long, value_name = "PIXELS")]
+    pub width: Option<u32>,
+    /// View height in pixels (default: the model's native size).
+    #[arg(long, value_name = "PIXELS")]
+    pub height: Option<u32>,
+    /// Output folder (created if needed): view_00.png …, cameras.ron, report.json.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    /// No progress output on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Where the cameras come from.
+    #[command(flatten)]
+    pub source: CameraSourceArgs,
+    /// How orbit and translation rigs are placed.
+    #[command(flatten)]
+    pub rig: RigArgs,
+    /// Technique switches.
+    #[command(flatten)]
+    pub techniques: TechniqueArgs,
+    /// The anchor view's z-depth in world units, for DFR: a .npy float array [H, W] or a
+    /// 16-bit grayscale .png (see --depth-scale). Without it DFR estimates depth.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_dfr")]
+    pub depth: Option<PathBuf>,
+    /// Divisor turning 16-bit PNG depth values into world units [default: 1000, i.e.
+    /// millimetres].
+    #[arg(long, value_name = "UNITS", requires = "depth")]
+    pub depth_scale: Option<f32>,
+    /// Device and precision.
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+}
+
+/// 16-bit PNG depth values per world unit when `--depth-scale` is not given (millimetres).
+pub const DEFAULT_DEPTH_SCALE: f32 = 1000.0;
+
+/// The file name of view `index`.
+pub fn view_file_name(index: usize) -> String {
+    format!("view_{index:02}.png")
+}
+
+/// Runs `generate`.
+pub fn run(args: &GenerateArgs) -> Result<()> {
+    let started = Instant::now();
+    if !args.guidance.is_finite() {
+        return Err(CliError::argument(
+            "--guidance",
+            format!("must be a finite number, got {}", args.guidance),
+        ));
+    }
+    // Everything that can fail on the arguments or on small files fails before the model loads.
+    let model = resolve_model(args.model.as_deref())?;
+    let depth_scale = args.depth_scale.unwrap_or(DEFAULT_DEPTH_SCALE);
+    let source = args.source.load()?;
+    args.techniques.validate(source.views())?;
+    let depth = args
+        .depth
+        .as_deref()
+        .map(|path| read_depth(path, depth_scale))
+        .transpose()?;
+    let settings = args.compute.settings()?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| CliError::file(&args.out, format!("cannot create output folder: {e}")))?;
+
+    let mut progress = Progress::new(args.quiet);
+    progress.note(&format!("loading {}…", model.display()));
+    let loading = Instant::now();
+    let pipeline = MvPipeline::load(&model, &settings)?;
+    let mut timings = vec![StageTiming {
+        stage: "loading".into(),
+        seconds: loading.elapsed().as_secs_f64(),
+    }];
+    let native = pipeline.components().vae.config().sample_size as u32;
+    let width = args.width.unwrap_or(native);
+    let height = args.height.unwrap_or(native);
+    let rig = source.rig(&args.rig, width, height)?;
+
+    let request = GenerationRequest {
+        prompt: args.prompt.clone(),
+        negative_prompt: args.negative_prompt.clone(),
+        cameras: rig.cameras.clone(),
+        width,
+        height,
+        steps: args.steps as usize,
+        guidance_scale: args.guidance,
+        seed: args.seed,
+        techniques: args.techniques.techniques(),
+        anchor_depth: depth,
+        preview_every: None,
+    };
+    let result = pipeline.generate(
+        &request,
+        &mut |event| progress.event(&event),
+        &CancelToken::new(),
+    );
+    progress.finish();
+    let views = result.map_err(|e| request_error(e, args.source.flag()))?;
+    timings.extend(views.timings.iter().cloned());
+
+    let records = write_views(&args.out, &views.images, &rig.cameras)?;
+    let report = GenerateReport {
+        tool: ToolInfo::new("generate"),
+        model,
+        settings: GenerateSettings {
+            prompt: request.prompt,
+            negative_prompt: request.negative_prompt,
+            steps: request.steps,
+            guidance_scale: request.guidance_scale,
+            seed: request.seed,
+            width,
+            height,
+            device: args.compute.device,
+            dtype: args.compute.dtype,
+            techniques: request.techniques,
+            anchor_depth: request.anchor_depth.as_ref().map(|d| DepthInfo {
+                path: args.depth.clone().unwrap_or_default(),
+                width: d.width(),
+                height: d.height(),
+                png_scale: depth_scale,
+            }),
+        },
+        rig: rig.description,
+        views: records,
+        timings,
+        notices: views.notices.clone(),
+        total_seconds: started.elapsed().as_secs_f64(),
+        peak_memory_bytes: peak_rss_bytes(),
+    };
+    let report_path = args.out.join("report.json");
+    let json = serde_json::to_string_pretty(&report)
+        .map_err(|e| CliError::file(&report_path, format!("cannot serialise report: {e}")))?;
+    write_atomic(&report_path, json.as_bytes())?;
+    progress.note(&format!(
+        "wrote {} views, cameras.ron and report.json to {}",
+        report.views.len(),
+        args.out.display()
+    ));
+    Ok(())
+}
+
+/// Writes one PNG per view and `cameras.ron`, returning the views' records for the report.
+fn write_views(
+    out: &Path,
+    images: &[image::RgbaImage],
+    cameras: &[PinholeCamera],
+) -> Result<Vec<ViewRecord>> {
+    let mut records = Vec::with_capacity(images.len());
+    for (index, (image, camera)) in images.iter().zip(cameras).enumerate() {
+        let name = view_file_name(index);
+        write_png(&out.join(&name), image)?;
+        records.push(ViewRecord {
+            index,
+            image: name,
+            camera: *camera,
+        });
+    }
+    let path = out.join("cameras.ron");
+    let text = ron::ser::to_string_pretty(cameras, ron::ser::PrettyConfig::default())
+        .map_err(|e| CliError::file(&path, format!("cannot serialise cameras: {e}")))?;
+    write_atomic(&path, text.as_bytes())?;
+    Ok(records)
+}
+
+/// A rejected request field as an error naming the argument that set it.
+fn request_error(error: MvError, camera_flag: &'static str) -> CliError {
+    match error {
+        MvError::InvalidRequest { field, reason } => {
+            let flag = match field {
+                "cameras" => camera_flag,
+                "width" => "--width",
+                "height" => "--height",
+                "steps" => "--steps",
+                "guidance_scale" => "--guidance",
+                "anchor_depth" => "--depth",
+                _ => return MvError::InvalidRequest { field, reason }.into(),
+            };
+            CliError::Rejected { flag, reason }
+        }
+        other => other.into(),
+    }
+}
+
+/// Encodes an opaque view as an RGB PNG and writes it atomically.
+fn write_png(path: &Path, image: &image::RgbaImage) -> Result<()> {
+    let rgb = image::DynamicImage::ImageRgba8(image.clone()).to_rgb8();
+    let mut bytes = Vec::new();
+    rgb.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| CliError::file(path, format!("cannot encode PNG: {e}")))?;
+    write_atomic(path, &bytes)
+}

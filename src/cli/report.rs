@@ -1,0 +1,107 @@
+//! `report.json` of a generation: every setting, the cameras and the files they produced,
+//! per-stage timings and peak memory — enough to reproduce and compare runs.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::args::{DTypeArg, DeviceArg};
+use super::cameras::RigDescription;
+use crate::camera::PinholeCamera;
+use crate::mvcustom::{StageTiming, Techniques};
+
+/// The tool that wrote a report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ToolInfo {
+    /// Always `mvcustom`.
+    pub name: &'static str,
+    /// The crate version.
+    pub version: &'static str,
+    /// The subcommand (`generate`).
+    pub command: &'static str,
+}
+
+impl ToolInfo {
+    /// This build of the tool running `command`.
+    pub fn new(command: &'static str) -> Self {
+        Self {
+            name: "mvcustom",
+            version: env!("CARGO_PKG_VERSION"),
+            command,
+        }
+    }
+}
+
+/// The supplied anchor depth map.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DepthInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its width in pixels.
+    pub width: u32,
+    /// Its height in pixels.
+    pub height: u32,
+    /// The divisor applied to 16-bit PNG values.
+    pub png_scale: f32,
+}
+
+/// Every setting of a generation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GenerateSettings {
+    /// The prompt.
+    pub prompt: String,
+    /// The negative prompt.
+    pub negative_prompt: String,
+    /// Denoising steps.
+    pub steps: usize,
+    /// Classifier-free guidance scale.
+    pub guidance_scale: f64,
+    /// Seed of the initial noise.
+    pub seed: u64,
+    /// View width in pixels.
+    pub width: u32,
+    /// View height in pixels.
+    pub height: u32,
+    /// Where the networks ran.
+    pub device: DeviceArg,
+    /// Their precision.
+    pub dtype: DTypeArg,
+    /// The technique switches.
+    pub techniques: Techniques,
+    /// The supplied anchor depth map, if any.
+    pub anchor_depth: Option<DepthInfo>,
+}
+
+/// One generated view.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ViewRecord {
+    /// Its index in the request.
+    pub index: usize,
+    /// The PNG file, relative to the output folder.
+    pub image: String,
+    /// Its camera (OpenCV axes, world→camera), at the output size.
+    pub camera: PinholeCamera,
+}
+
+/// The whole `report.json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GenerateReport {
+    /// Which tool and version wrote it.
+    pub tool: ToolInfo,
+    /// The model folder.
+    pub model: PathBuf,
+    /// Every setting.
+    pub settings: GenerateSettings,
+    /// How the cameras were obtained.
+    pub rig: RigDescription,
+    /// The views, in request order.
+    pub views: Vec<ViewRecord>,
+    /// Wall-clock seconds per stage (model loading first).
+    pub timings: Vec<StageTiming>,
+    /// What the pipeline reported about the run (e.g. a technique it had to skip).
+    pub notices: Vec<String>,
+    /// Wall-clock seconds of the whole run.
+    pub total_seconds: f64,
+    /// Peak resident memory of the process in bytes (`VmHWM`); null where unavailable.
+    pub peak_memory_bytes: Option<u64>,
+}

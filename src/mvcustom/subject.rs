@@ -1,0 +1,425 @@
+//! Subjects: what a user teaches the plugin. A subject is a RON file naming its reference
+//! images (with optional masks), their cameras (inline or from a COLMAP text model), the token
+//! that names it in prompts (`<teddy>`) and its class word (`teddy bear`); its learned weights
+//! live in one safetensors file beside it.
+//!
+//! ```ron
+//! (
+//!     token: "<teddy>",
+//!     class_word: "teddy bear",
+//!     colmap: Some("sparse"),
+//!     references: [
+//!         (image: "images/front.png", mask: Some("masks/front.png")),
+//!         (image: "images/side.png", camera: Some((intrinsics: (fx: 280.0, fy: 280.0,
+//!             cx: 128.0, cy: 128.0), extrinsics: (rotation: (1, 0, 0, 0, 1, 0, 0, 0, 1),
+//!             translation: (0, 0, 2)), size: (width: 256, height: 256)))),
+//!     ],
+//! )
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::camera::{PinholeCamera, colmap};
+
+/// Why a subject could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SubjectError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The RON definition is malformed.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The definition file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// A field of the definition holds an unusable value.
+    #[error("{path}: `{field}` {reason}")]
+    Invalid {
+        /// The definition file.
+        path: PathBuf,
+        /// The field at fault.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// One reference view as written in the definition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceEntry {
+    /// The image, relative to the definition file.
+    pub image: PathBuf,
+    /// Optional subject mask (white = subject), same size as the image.
+    #[serde(default)]
+    pub mask: Option<PathBuf>,
+    /// The camera; when absent it is looked up by image file name in the COLMAP model.
+    #[serde(default)]
+    pub camera: Option<PinholeCamera>,
+}
+
+/// A subject definition file, as written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubjectDefinition {
+    /// The token naming the subject in prompts, e.g. `<teddy>`.
+    pub token: String,
+    /// The class word, used for regularisation prompts, e.g. `teddy bear`.
+    pub class_word: String,
+    /// A COLMAP text model folder (relative to the definition) giving cameras by image name.
+    #[serde(default)]
+    pub colmap: Option<PathBuf>,
+    /// The reference views.
+    pub references: Vec<ReferenceEntry>,
+    /// The learned weights file, relative to the definition; default `<stem>.safetensors`.
+    #[serde(default)]
+    pub weights: Option<PathBuf>,
+}
+
+/// A reference view, loaded.
+#[derive(Clone, Debug)]
+pub struct Reference {
+    /// The image file.
+    pub path: PathBuf,
+    /// Its pixels.
+    pub image: image::RgbaImage,
+    /// Its subject mask (255 = subject), all-subject when none was given.
+    pub mask: image::GrayImage,
+    /// Its camera, sized to the image.
+    pub camera: PinholeCamera,
+}
+
+/// A subject, loaded and checked.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    /// The definition file.
+    pub path: PathBuf,
+    /// The prompt token.
+    pub token: String,
+    /// The class word.
+    pub class_word: String,
+    /// The reference views, in definition order.
+    pub references: Vec<Reference>,
+    /// Where the learned weights are (or will be written).
+    pub weights_path: PathBuf,
+}
+
+impl SubjectDefinition {
+    /// Parses a definition's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, SubjectError> {
+        let definition: Self = ron::from_str(text).map_err(|e| SubjectError::Parse {
+            path: path.to_path_buf(),
+            line: e.span.start.line,
+            column: e.span.start.col,
+            message: e.code.to_string(),
+        })?;
+        definition.validate(path)?;
+        Ok(definition)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), SubjectError> {
+        let invalid = |field: &str, reason: String| SubjectError::Invalid {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            reason,
+        };
+        let token_ok = self.token.len() > 2
+            && self.token.starts_with('<')
+            && self.token.ends_with('>')
+            && !self.token.chars().any(char::is_whitespace);
+        if !token_ok {
+            return Err(invalid(
+                "token",
+                format!(
+                    "must look like `<name>` with no spaces, got {:?}",
+                    self.token
+                ),
+            ));
+        }
+        if self.class_word.trim().is_empty() {
+            return Err(invalid("class_word", "must not be empty".into()));
+        }
+        if self.references.is_empty() {
+            return Err(invalid("references", "must name at least one image".into()));
+        }
+        Ok(())
+    }
+}
+
+fn read_error(path: &Path, e: impl std::fmt::Display) -> SubjectError {
+    SubjectError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+impl Subject {
+    /// Loads a subject definition file with its images, masks and cameras.
+    pub fn load(path: &Path) -> Result<Self, SubjectError> {
+        let text = std::fs::read_to_string(path).map_err(|e| read_error(path, e))?;
+        let definition = SubjectDefinition::parse(&text, path)?;
+        Self::from_definition(definition, path)
+    }
+
+    /// Loads the files a parsed definition names, relative to `path`'s folder.
+    pub fn from_definition(
+        definition: SubjectDefinition,
+        path: &Path,
+    ) -> Result<Self, SubjectError> {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let invalid = |field: String, reason: String| SubjectError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            reason,
+        };
+        let colmap_views = match &definition.colmap {
+            Some(folder) => colmap::read_model(&base.join(folder))
+                .map_err(|e| invalid("colmap".into(), e.to_string()))?,
+            None => Vec::new(),
+        };
+        let mut references = Vec::with_capacity(definition.references.len());
+        for (index, entry) in definition.references.iter().enumerate() {
+            let field = |name: &str| format!("references[{index}].{name}");
+            let image_path = base.join(&entry.image);
+            let image = image::open(&image_path)
+                .map_err(|e| read_error(&image_path, e))?
+                .to_rgba8();
+            let (width, height) = image.dimensions();
+            let mask = match &entry.mask {
+                Some(mask) => {
+                    let mask_path = base.join(mask);
+                    let mask = image::open(&mask_path)
+                        .map_err(|e| read_error(&mask_path, e))?
+                        .to_luma8();
+                    if mask.dimensions() != (width, height) {
+                        return Err(invalid(
+                            field("mask"),
+                            format!("is {:?}, the image is {width}×{height}", mask.dimensions()),
+                        ));
+                    }
+                    mask
+                }
+                None => image::GrayImage::from_pixel(width, height, image::Luma([255])),
+            };
+            let camera = match entry.camera {
+                Some(camera) => camera,
+                None => {
+                    let name = entry
+                        .image
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned());
+                    colmap_views
+                        .iter()
+                        .find(|v| {
+                            Path::new(&v.name)
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                == name
+                        })
+                        .map(|v| v.camera)
+                        .ok_or_else(|| {
+                            invalid(
+                                field("camera"),
+                                format!(
+                                    "is missing and {} has no camera for it",
+                                    if definition.colmap.is_some() {
+                                        "the COLMAP model"
+                                    } else {
+                                        "no COLMAP model"
+                                    }
+                                ),
+                            )
+                        })?
+                }
+            };
+            // Cameras may describe the image at another resolution (e.g. COLMAP on full-size
+            // photos, references downsized): same aspect ratio, rescaled intrinsics.
+            let size = camera.size();
+            let aspect_error =
+                (size.width as f32 / size.height as f32 - width as f32 / height as f32).abs();
+            if aspect_error > 1e-2 {
+                return Err(invalid(
+                    field("camera"),
+                    format!(
+                        "is for a {}×{} image, the image is {width}×{height} (another aspect ratio)",
+                        size.width, size.height
+                    ),
+                ));
+            }
+            let camera = camera
+                .resized(width, height)
+                .map_err(|e| invalid(field("camera"), e.to_string()))?;
+            references.push(Reference {
+                path: image_path,
+                image,
+                mask,
+                camera,
+            });
+        }
+        let weights_path = match &definition.weights {
+            Some(weights) => base.join(weights),
+            None => path.with_extension("safetensors"),
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            token: definition.token,
+            class_word: definition.class_word,
+            references,
+            weights_path,
+        })
+    }
+
+    /// The reference cameras, in order.
+    pub fn cameras(&self) -> Vec<PinholeCamera> {
+        self.references.iter().map(|r| r.camera).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera::{ImageSize, Intrinsics, look_at};
+    use glam::Vec3;
+
+    struct Scratch(PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("mvcustom-subject-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("images")).unwrap();
+        Scratch(dir)
+    }
+
+    fn camera(width: u32, height: u32) -> PinholeCamera {
+        let k = Intrinsics::from_vertical_fov(0.7, width, height).unwrap();
+        look_at(
+            Vec3::new(0.0, 0.0, 2.0),
+            Vec3::ZERO,
+            Vec3::Y,
+            k,
+            ImageSize::new(width, height).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn loads_inline_and_colmap_cameras_resized_to_the_images() {
+        let dir = scratch("ok");
+        image::RgbaImage::new(32, 24)
+            .save(dir.0.join("images/a.png"))
+            .unwrap();
+        image::RgbaImage::new(32, 24)
+            .save(dir.0.join("images/b.png"))
+            .unwrap();
+        image::GrayImage::new(32, 24)
+            .save(dir.0.join("images/a_mask.png"))
+            .unwrap();
+        std::fs::create_dir_all(dir.0.join("sparse")).unwrap();
+        std::fs::write(
+            dir.0.join("sparse/cameras.txt"),
+            "1 PINHOLE 64 48 50 50 32 24\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.0.join("sparse/images.txt"),
+            "1 1 0 0 0 0 0 3 1 b.png\n\n",
+        )
+        .unwrap();
+        let inline = ron::ser::to_string(&camera(64, 48)).unwrap();
+        let text = format!(
+            r#"(token: "<robot>", class_word: "toy robot", colmap: Some("sparse"),
+                references: [(image: "images/a.png", mask: Some("images/a_mask.png"), camera: Some({inline})),
+                             (image: "images/b.png")])"#
+        );
+        let path = dir.0.join("robot.ron");
+        std::fs::write(&path, text).unwrap();
+        let subject = Subject::load(&path).unwrap();
+        assert_eq!(subject.token, "<robot>");
+        assert_eq!(subject.references.len(), 2);
+        // Both cameras were for 64×48 and now describe the 32×24 images.
+        for r in &subject.references {
+            assert_eq!(r.camera.size(), ImageSize::new(32, 24).unwrap());
+        }
+        assert!((subject.references[1].camera.intrinsics().fx - 25.0).abs() < 1e-5);
+        assert_eq!(subject.references[0].mask.get_pixel(0, 0).0, [0]);
+        assert_eq!(subject.references[1].mask.get_pixel(0, 0).0, [255]);
+        assert_eq!(subject.weights_path, dir.0.join("robot.safetensors"));
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = r#"(
+            token: "<teddy>",
+            class_word: "teddy bear",
+            colmap: Some("sparse"),
+            references: [
+                (image: "images/front.png", mask: Some("masks/front.png")),
+                (image: "images/side.png", camera: Some((intrinsics: (fx: 280.0, fy: 280.0,
+                    cx: 128.0, cy: 128.0), extrinsics: (rotation: (1, 0, 0, 0, 1, 0, 0, 0, 1),
+                    translation: (0, 0, 2)), size: (width: 256, height: 256)))),
+            ],
+        )"#;
+        let definition = SubjectDefinition::parse(text, Path::new("teddy.ron")).unwrap();
+        assert_eq!(definition.references.len(), 2);
+        let camera = definition.references[1].camera.unwrap();
+        assert!((camera.center().z + 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bad_definitions_name_the_file_and_field() {
+        let dir = scratch("bad");
+        let path = dir.0.join("s.ron");
+        let parse = |text: &str| SubjectDefinition::parse(text, &path);
+        let err =
+            parse("(token: \"<a>\", class_word: \"x\", references: [(image: 3)])").unwrap_err();
+        assert!(matches!(err, SubjectError::Parse { line: 1, .. }), "{err}");
+        let err = parse("(token: \"teddy\", class_word: \"x\", references: [(image: \"a.png\")])")
+            .unwrap_err();
+        assert!(
+            matches!(&err, SubjectError::Invalid { field, .. } if field == "token"),
+            "{err}"
+        );
+        let err = parse("(token: \"<t>\", class_word: \"x\", references: [])").unwrap_err();
+        assert!(matches!(&err, SubjectError::Invalid { field, .. } if field == "references"));
+        // An image without a camera and no COLMAP model.
+        image::RgbaImage::new(8, 8)
+            .save(dir.0.join("images/a.png"))
+            .unwrap();
+        std::fs::write(
+            &path,
+            "(token: \"<t>\", class_word: \"x\", references: [(image: \"images/a.png\")])",
+        )
+        .unwrap();
+        let err = Subject::load(&path).unwrap_err();
+        assert!(
+            matches!(&err, SubjectError::Invalid { field, .. } if field == "references[0].camera"),
+            "{err}"
+        );
+        // A missing image names the image.
+        std::fs::write(
+            &path,
+            "(token: \"<t>\", class_word: \"x\", references: [(image: \"images/nope.png\")])",
+        )
+        .unwrap();
+        let err = Subject::load(&path).unwrap_err();
+        assert!(err.to_string().contains("nope.png"), "{err}");
+    }
+}
