@@ -5,6 +5,7 @@
 use bevy::prelude::{Commands, Res, Resource};
 use bevy::render::renderer::{RenderDevice, RenderQueue};
 
+use super::model::MvCustomModel;
 use crate::render::{FeatureRenderer, GpuContext, RenderSettings};
 
 /// The render layer's GPU context on Bevy's device and queue (both reference counted: this
@@ -14,7 +15,7 @@ pub fn gpu_context(device: &RenderDevice, queue: &RenderQueue) -> GpuContext {
 }
 
 /// Bevy's device as the feature renderer's GPU context; present in the main world of an app
-/// that renders (inserted at start-up). Build a renderer on it with
+/// that renders (inserted before start-up systems run). Build a renderer on it with
 /// [`MvCustomGpu::feature_renderer`].
 #[derive(Resource, Clone, Debug)]
 pub struct MvCustomGpu(pub GpuContext);
@@ -30,13 +31,17 @@ impl MvCustomGpu {
     }
 }
 
-/// Shares the render device with the plugin when the app has one (start-up system).
+/// Shares the render device with the plugin when the app has one (start-up system): as the
+/// [`MvCustomGpu`] resource, and with the model, whose pipeline renders DFR's features on it.
 pub(crate) fn share_render_device(
     mut commands: Commands,
     device: Option<Res<RenderDevice>>,
     queue: Option<Res<RenderQueue>>,
+    model: Res<MvCustomModel>,
 ) {
     if let (Some(device), Some(queue)) = (device, queue) {
-        commands.insert_resource(MvCustomGpu(gpu_context(&device, &queue)));
+        let gpu = gpu_context(&device, &queue);
+        model.use_gpu(gpu.clone());
+        commands.insert_resource(MvCustomGpu(gpu));
     }
 }

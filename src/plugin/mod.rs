@@ -34,7 +34,7 @@ pub mod ui;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bevy::app::{App, Plugin, PostUpdate, PreUpdate, Startup};
+use bevy::app::{App, Plugin, PostUpdate, PreStartup, PreUpdate, Startup};
 use bevy::asset::{AssetApp, Assets};
 use bevy::camera::CameraUpdateSystems;
 use bevy::image::Image;
@@ -197,7 +197,7 @@ impl Plugin for MvCustomPlugin {
             .add_observer(systems::on_cancel)
             .add_observer(systems::on_shot_removed)
             .add_observer(systems::on_view_removed)
-            .add_systems(Startup, gpu::share_render_device);
+            .add_systems(PreStartup, gpu::share_render_device);
         if self.load_on_startup {
             app.add_systems(Startup, model::start_model_load);
         }

@@ -132,7 +132,7 @@ impl GenerationTask {
     }
 
     /// Starts a generation that waited for its anchor depth, with that depth (`None`: it did
-    /// not come, DFR estimates it). Does nothing in any other state.
+    /// not come: the pipeline falls back to estimating it, or to no DFR). Does nothing in any other state.
     pub(crate) fn start_with_depth(
         &mut self,
         depth: Option<DepthMap>,

@@ -2,7 +2,7 @@
 //! (`DepthPrepass` on the camera), its generation waits for that camera's depth of the very
 //! frame its poses were read in and hands it to DFR as
 //! [`GenerationRequest::anchor_depth`], so DFR lifts the scene's exact geometry instead of
-//! estimating it.
+//! estimating it (or, with no depth estimator, being skipped).
 //!
 //! The main world asks with a [`SceneDepthRequest`] on the camera; the render world copies
 //! the camera's prepass depth after its prepass and reads it back asynchronously (see
@@ -84,7 +84,8 @@ pub(crate) struct PendingDepth {
 }
 
 /// Sets scene depth up when the app renders 3D; without a render app (a headless app) every
-/// generation lets DFR estimate depth.
+/// generation goes without scene depth (the pipeline's fallback: its depth estimator, or
+/// no DFR).
 pub(crate) fn setup(app: &mut App) {
     if app.get_sub_app(RenderApp).is_none() || !app.is_plugin_added::<CorePipelinePlugin>() {
         return;
@@ -106,7 +107,7 @@ fn anchor_view(request: &GenerationRequest) -> Option<usize> {
 /// Asks for the anchor camera's depth when the request uses DFR and the anchor renders with
 /// a depth prepass; pins the request's anchor view to that camera (the depth belongs to
 /// it). `anchor_camera` gives a camera's render settings and projection when it renders
-/// with a depth prepass. `None`: start at once, DFR estimates depth.
+/// with a depth prepass. `None`: start at once without scene depth.
 pub(crate) fn request_depth<'a>(
     commands: &mut Commands,
     capture: Option<&mut SceneDepthCapture>,
@@ -125,7 +126,7 @@ pub(crate) fn request_depth<'a>(
     let conversion = match DepthConversion::new(render, projection, output) {
         Ok(conversion) => conversion,
         Err(e) => {
-            warn!("scene depth of camera {camera} unavailable ({e}); DFR estimates depth");
+            warn!("scene depth of camera {camera} unavailable ({e}); DFR goes without it");
             return None;
         }
     };
@@ -170,7 +171,7 @@ pub(crate) fn receive_scene_depth(
             None => {
                 warn!(
                     "camera {} rendered no depth within {MAX_DEPTH_WAIT_FRAMES} frames; DFR \
-                     estimates depth",
+                     goes without it",
                     pending.camera
                 );
                 None
@@ -200,7 +201,7 @@ fn convert(pending: &PendingDepth, captured: &CapturedDepth) -> Option<DepthMap>
     result
         .inspect_err(|e| {
             warn!(
-                "scene depth of camera {} unusable ({e}); DFR estimates depth",
+                "scene depth of camera {} unusable ({e}); DFR goes without it",
                 pending.camera
             )
         })
