@@ -11,21 +11,30 @@
 //! waits on the model; the model is loaded once, on the first generation's task (or at
 //! start-up when asked), and shared. This is the only layer, with
 //! [`camera::bevy`](crate::camera::bevy), that imports Bevy.
+//!
+//! In an app that renders, a shot whose anchor camera has a `DepthPrepass` hands that
+//! camera's rendered depth to DFR ([`depth`]), and [`MvCustomGpu`] shares the app's GPU with
+//! the feature renderer. The egui control panel is a separate plugin, `ui::MvCustomUiPlugin`
+//! (feature `ui`), so that headless apps do without egui.
 
 pub mod components;
+pub mod depth;
 pub mod error;
 pub mod events;
+pub mod gpu;
 pub mod images;
 pub mod model;
 pub mod poses;
 pub mod settings;
 mod systems;
 pub mod tasks;
+#[cfg(feature = "ui")]
+pub mod ui;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bevy::app::{App, Plugin, PostUpdate, PreUpdate, Startup};
+use bevy::app::{App, Plugin, PostUpdate, PreStartup, PreUpdate, Startup};
 use bevy::asset::{AssetApp, Assets};
 use bevy::camera::CameraUpdateSystems;
 use bevy::image::Image;
@@ -35,10 +44,12 @@ use bevy::prelude::{IntoScheduleConfigs, SystemSet};
 use bevy::transform::TransformSystems;
 
 pub use components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
+pub use depth::{DepthConversion, SceneDepthRequest};
 pub use error::PluginError;
 pub use events::{
     CancelShot, GenerateShot, MvCustomCommandsExt, ShotCancelled, ShotFailed, ShotFinished,
 };
+pub use gpu::{MvCustomGpu, gpu_context};
 pub use images::{placeholder_image, save_png, to_bevy_image, to_rgba_image};
 pub use model::{ModelLoadFailed, MvCustomModel, ViewGenerator};
 pub use poses::view_camera;
@@ -172,7 +183,11 @@ impl Plugin for MvCustomPlugin {
             )
             .add_systems(
                 PreUpdate,
-                (model::poll_model_load, systems::poll_generations).in_set(MvCustomSystems::Poll),
+                (
+                    model::poll_model_load,
+                    (depth::receive_scene_depth, systems::poll_generations).chain(),
+                )
+                    .in_set(MvCustomSystems::Poll),
             )
             .add_systems(
                 PostUpdate,
@@ -181,13 +196,15 @@ impl Plugin for MvCustomPlugin {
             .add_observer(systems::on_generate)
             .add_observer(systems::on_cancel)
             .add_observer(systems::on_shot_removed)
-            .add_observer(systems::on_view_removed);
+            .add_observer(systems::on_view_removed)
+            .add_systems(PreStartup, gpu::share_render_device);
         if self.load_on_startup {
             app.add_systems(Startup, model::start_model_load);
         }
     }
 
     fn finish(&self, app: &mut App) {
+        depth::setup(app);
         // `ImagePlugin` (in `DefaultPlugins`) registers the image assets; a headless app with
         // only `AssetPlugin` gets them here.
         if !app.world().contains_resource::<Assets<Image>>() {

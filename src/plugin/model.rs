@@ -1,9 +1,9 @@
 //! The one model every generation shares: what generates views ([`ViewGenerator`]), and the
 //! resource that loads it once, lazily on a task-pool thread, then hands out `Arc`s.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use bevy::log::{error, info};
+use bevy::log::{error, info, warn};
 use bevy::prelude::{Commands, Event, Res, ResMut, Resource};
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
@@ -12,6 +12,7 @@ use super::settings::{Compute, ModelSource};
 use super::tasks::catch_panics;
 use crate::diffusion::CancelToken;
 use crate::mvcustom::{GeneratedViews, GenerationEvent, GenerationRequest, MvPipeline, Result};
+use crate::render::{FeatureRenderer, GpuContext, RenderSettings};
 
 /// Something that generates consistent views for a request: [`MvPipeline`] in an app, or
 /// anything else the app plugs in with [`ModelSource::Generator`]. Called on a task-pool
@@ -51,6 +52,9 @@ struct ModelSlot {
     /// The pipeline loaded from [`ModelSource::Folder`]; the lock is held while loading so
     /// that concurrent generations wait for one load instead of each loading.
     loaded: Mutex<Option<Arc<dyn ViewGenerator>>>,
+    /// The app's GPU, for the loaded pipeline's feature renderer (set at start-up in an app
+    /// that renders).
+    gpu: OnceLock<GpuContext>,
 }
 
 impl MvCustomModel {
@@ -61,6 +65,7 @@ impl MvCustomModel {
                 source,
                 compute,
                 loaded: Mutex::new(None),
+                gpu: OnceLock::new(),
             }),
         }
     }
@@ -73,6 +78,14 @@ impl MvCustomModel {
     /// Device and precision it runs with.
     pub fn compute(&self) -> Compute {
         self.inner.compute
+    }
+
+    /// Has a pipeline loaded from a folder render DFR's features on `gpu` (the app's device)
+    /// rather than on a device of its own. Only the first call counts, and only before the
+    /// load.
+    pub fn use_gpu(&self, gpu: GpuContext) {
+        // A second context (a second call) is ignored: the first is the app's device.
+        let _ = self.inner.gpu.set(gpu);
     }
 
     /// Whether the model is loaded. Does not wait for a load in progress (it reports `false`
@@ -107,7 +120,17 @@ impl MvCustomModel {
         }
         let settings = self.inner.compute.compute_settings()?;
         info!("loading the MVCustom model from {}", path.display());
-        let generator: Arc<dyn ViewGenerator> = Arc::new(MvPipeline::load(path, &settings)?);
+        let mut pipeline = MvPipeline::load(path, &settings)?;
+        if let Some(gpu) = self.inner.gpu.get() {
+            // `Auto` keeps the CPU reference on a software adapter, where it is faster.
+            match FeatureRenderer::with_context(RenderSettings::default(), gpu.clone()) {
+                Ok(renderer) => pipeline = pipeline.with_renderer(renderer),
+                Err(e) => {
+                    warn!("feature renderer on the app's GPU unavailable ({e}); using its own")
+                }
+            }
+        }
+        let generator: Arc<dyn ViewGenerator> = Arc::new(pipeline);
         *slot = Some(Arc::clone(&generator));
         Ok(generator)
     }

@@ -4,14 +4,16 @@
 
 use bevy::asset::Assets;
 use bevy::camera::{Camera, Projection};
+use bevy::core_pipeline::prepass::DepthPrepass;
 use bevy::ecs::entity::Entity;
 use bevy::image::Image;
 use bevy::log::warn;
 use bevy::math::UVec2;
-use bevy::prelude::{Commands, On, Query, Remove, Res, ResMut, With};
+use bevy::prelude::{Commands, Has, On, Query, Remove, Res, ResMut, With};
 use bevy::transform::components::GlobalTransform;
 
 use super::components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
+use super::depth::{SceneDepthCapture, request_depth};
 use super::error::PluginError;
 use super::events::{CancelShot, GenerateShot, ShotCancelled, ShotFailed, ShotFinished};
 use super::images::{placeholder_image, to_bevy_image};
@@ -27,6 +29,7 @@ type CameraData = (
     Option<&'static Camera>,
     Option<&'static GlobalTransform>,
     Option<&'static Projection>,
+    Has<DepthPrepass>,
 );
 
 /// The cameras of a shot, from its [`ShotViews`] (none if it has no cameras).
@@ -192,6 +195,7 @@ pub(crate) fn start_generations(
     defaults: Res<ShotDefaults>,
     model: Res<MvCustomModel>,
     workers: Res<GenerationWorkers>,
+    mut depth_capture: Option<ResMut<SceneDepthCapture>>,
 ) {
     for (shot, settings, views, mut task) in &mut shots {
         if !task.is_queued() {
@@ -200,7 +204,7 @@ pub(crate) fn start_generations(
         let parts = cameras_of(views)
             .iter()
             .filter_map(|&entity| {
-                let (view, camera, transform, projection) = cameras.get(entity).ok()?;
+                let (view, camera, transform, projection, _) = cameras.get(entity).ok()?;
                 Some(CameraParts {
                     entity,
                     view,
@@ -211,14 +215,37 @@ pub(crate) fn start_generations(
             })
             .collect();
         match build_request(shot, settings, parts, &defaults) {
-            Ok((request, ordered)) => {
+            Ok((mut request, ordered)) => {
                 let size = UVec2::new(request.width, request.height);
                 for &camera in &ordered {
                     if let Ok(mut status) = statuses.get_mut(camera) {
                         ensure_image(&mut status, &mut images, size);
                     }
                 }
-                task.start(&model, &workers, request, ordered);
+                let scene_depth = request_depth(
+                    &mut commands,
+                    depth_capture.as_deref_mut(),
+                    &mut request,
+                    &ordered,
+                    |camera| match cameras.get(camera) {
+                        Ok((_, Some(render), _, Some(projection), true)) => {
+                            Some((render, projection))
+                        }
+                        _ => None,
+                    },
+                );
+                match scene_depth {
+                    Some(pending) => {
+                        let waiting = GenerationState::Running {
+                            stage: Stage::AnchorDepth,
+                            step: 0,
+                            total: request.steps,
+                        };
+                        set_states(&ordered, &mut statuses, &waiting);
+                        task.await_depth(request, ordered, pending);
+                    }
+                    None => task.start(&model, &workers, request, ordered),
+                }
             }
             Err(error) => fail_shot(&mut commands, shot, cameras_of(views), &mut statuses, error),
         }

@@ -13,10 +13,12 @@ use bevy::platform::cell::SyncCell;
 use bevy::prelude::{Component, Resource};
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
+use super::depth::PendingDepth;
 use super::error::PluginError;
 use super::model::MvCustomModel;
 use crate::diffusion::CancelToken;
 use crate::mvcustom::{GeneratedViews, GenerationEvent, GenerationRequest};
+use crate::render::DepthMap;
 
 /// What a finished generation task returns.
 pub(crate) type Outcome = Result<GeneratedViews, PluginError>;
@@ -33,8 +35,17 @@ pub struct GenerationTask {
 enum TaskState {
     /// Waiting for the start system to read the poses.
     Queued,
+    /// Poses read; waiting for the anchor camera's rendered depth.
+    AwaitingDepth(Box<AwaitingDepth>),
     /// Computing.
     Running(RunningGeneration),
+}
+
+/// A request whose poses are read, waiting for its anchor depth to start.
+struct AwaitingDepth {
+    request: GenerationRequest,
+    views: Vec<Entity>,
+    depth: PendingDepth,
 }
 
 /// A spawned generation: its task, progress channel, cancel token and the cameras it
@@ -78,19 +89,65 @@ impl GenerationTask {
         matches!(self.state, TaskState::Queued)
     }
 
-    /// The cameras of a running generation, in request order (none while queued).
+    /// The cameras of a generation whose poses were read, in request order (none while
+    /// queued).
     pub(crate) fn views(&self) -> &[Entity] {
         match &self.state {
             TaskState::Queued => &[],
+            TaskState::AwaitingDepth(awaiting) => &awaiting.views,
             TaskState::Running(running) => &running.views,
         }
     }
 
-    /// Denoising steps of a running generation (0 while queued).
+    /// Denoising steps of a generation whose poses were read (0 while queued).
     pub(crate) fn total_steps(&self) -> usize {
         match &self.state {
             TaskState::Queued => 0,
+            TaskState::AwaitingDepth(awaiting) => awaiting.request.steps,
             TaskState::Running(running) => running.total_steps,
+        }
+    }
+
+    /// Holds `request` for `views` until the anchor depth `depth` waits for arrives (then
+    /// [`start_with_depth`](Self::start_with_depth)).
+    pub(crate) fn await_depth(
+        &mut self,
+        request: GenerationRequest,
+        views: Vec<Entity>,
+        depth: PendingDepth,
+    ) {
+        self.state = TaskState::AwaitingDepth(Box::new(AwaitingDepth {
+            request,
+            views,
+            depth,
+        }));
+    }
+
+    /// What a generation waiting for its anchor depth waits for.
+    pub(crate) fn pending_depth_mut(&mut self) -> Option<&mut PendingDepth> {
+        match &mut self.state {
+            TaskState::AwaitingDepth(awaiting) => Some(&mut awaiting.depth),
+            _ => None,
+        }
+    }
+
+    /// Starts a generation that waited for its anchor depth, with that depth (`None`: it did
+    /// not come: the pipeline falls back to estimating it, or to no DFR). Does nothing in any other state.
+    pub(crate) fn start_with_depth(
+        &mut self,
+        depth: Option<DepthMap>,
+        model: &MvCustomModel,
+        workers: &GenerationWorkers,
+    ) {
+        match std::mem::replace(&mut self.state, TaskState::Queued) {
+            TaskState::AwaitingDepth(awaiting) => {
+                let AwaitingDepth {
+                    mut request, views, ..
+                } = *awaiting;
+                request.anchor_depth = depth;
+                self.start(model, workers, request, views);
+            }
+            other => self.state = other,
         }
     }
 
