@@ -426,7 +426,9 @@ mod tests {
         let posed = unet
             .forward(&sample, &t, &context, Some(&mut hook))
             .unwrap();
-        // Identical up to f32 rounding: within 1e-6 of the output's magnitude.
+        // Identical up to f32 rounding: two forwards of the same UNet already differ by ~1e-6
+        // (threaded reductions), so allow 64 ulp of the output's magnitude; an open fuse
+        // changes the output by more than 1e-3 (checked below).
         let scale = plain
             .abs()
             .unwrap()
@@ -435,7 +437,10 @@ mod tests {
             .to_scalar::<f32>()
             .unwrap();
         let diff = max_abs_diff(&plain, &posed);
-        assert!(diff <= 1e-6 * scale.max(1.0), "{diff} at scale {scale}");
+        assert!(
+            diff <= 64.0 * f32::EPSILON * scale.max(1.0),
+            "{diff} at scale {scale}"
+        );
 
         // A fuse that lets the rendered features in changes the output: the hook is live.
         let block = &blocks.blocks()[2];
