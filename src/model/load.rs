@@ -113,6 +113,22 @@ impl ComponentDir {
         Ok((value, path))
     }
 
+    /// Reads and validates the folder's `config.json`, then builds a network from its weights
+    /// for `variant` on `settings`' device and dtype: the loading every single-config
+    /// component (text encoder, VAE) shares.
+    pub fn load_with_config<C: DeserializeOwned, M>(
+        &self,
+        variant: WeightVariant,
+        settings: &ComputeSettings,
+        validate: impl FnOnce(&C, &Path) -> Result<()>,
+        build: impl FnOnce(VarBuilder<'static>, &C) -> candle_core::Result<M>,
+    ) -> Result<M> {
+        let (config, path): (C, _) = self.json("config.json")?;
+        validate(&config, &path)?;
+        self.weights(variant, settings)?
+            .build(|vb| build(vb, &config))
+    }
+
     /// The safetensors files of the folder for `variant`: a single
     /// `diffusion_pytorch_model*.safetensors` / `model*.safetensors`, or the shards listed by
     /// a `*.safetensors.index.json`.

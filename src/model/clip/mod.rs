@@ -91,10 +91,7 @@ impl ClipTextModel {
         variant: WeightVariant,
         settings: &ComputeSettings,
     ) -> Result<Self> {
-        let (cfg, path): (ClipTextConfig, _) = dir.json("config.json")?;
-        cfg.validate(&path)?;
-        dir.weights(variant, settings)?
-            .build(|vb| Self::new(vb, &cfg))
+        dir.load_with_config(variant, settings, ClipTextConfig::validate, Self::new)
     }
 
     /// The configuration the encoder was built with.

@@ -60,10 +60,7 @@ impl AutoencoderKL {
         variant: WeightVariant,
         settings: &ComputeSettings,
     ) -> Result<Self> {
-        let (cfg, path): (VaeConfig, _) = dir.json("config.json")?;
-        cfg.validate(&path)?;
-        dir.weights(variant, settings)?
-            .build(|vb| Self::new(vb, &cfg))
+        dir.load_with_config(variant, settings, VaeConfig::validate, Self::new)
     }
 
     /// The configuration the autoencoder was built with.
