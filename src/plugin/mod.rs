@@ -90,11 +90,24 @@ pub struct MvCustomPlugin {
     load_on_startup: bool,
 }
 
+impl Default for MvCustomPlugin {
+    /// The embedded default model ([`MvCustomPlugin::embedded`]).
+    fn default() -> Self {
+        Self::embedded()
+    }
+}
+
 impl MvCustomPlugin {
     /// A plugin loading its model from this diffusers-layout folder, on the CPU in f32, the
     /// first time a generation needs it.
     pub fn from_folder(model_dir: impl Into<PathBuf>) -> Self {
         Self::from_source(ModelSource::Folder(model_dir.into()))
+    }
+
+    /// A plugin generating with the embedded default model (the tiny model trained on the
+    /// procedural world and shipped in the crate's `assets/default_model`), on the CPU in f32.
+    pub fn embedded() -> Self {
+        Self::from_folder(crate::mvcustom::default_model_dir())
     }
 
     /// A plugin generating with a model the app built itself.
