@@ -105,7 +105,10 @@ impl AdamW {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
-            let grad = grad.to_dtype(DType::F32)?;
+            // A weight's gradient can still carry the op graph of the forward pass that made
+            // it (candle detaches only accumulated gradients); the moments must not keep that
+            // graph alive, or every step's activations would be retained by the next.
+            let grad = grad.detach().to_dtype(DType::F32)?;
             slot.m = ((&slot.m * c.beta1)? + (&grad * (1.0 - c.beta1))?)?;
             slot.v = ((&slot.v * c.beta2)? + (grad.sqr()? * (1.0 - c.beta2))?)?;
             let m_hat = (&slot.m / bias1)?;
@@ -168,6 +171,28 @@ impl AdamW {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn moments_do_not_keep_the_forward_graph_alive() -> Result<()> {
+        // loss = Σ conv(x², K)²: candle returns a convolution kernel's gradient with the op
+        // graph of its computation attached. The moments must hold plain values, or every
+        // step's forward pass would stay reachable from the optimiser (a leak per step).
+        let kernel = Var::from_tensor(&Tensor::ones((2, 1, 3, 3), DType::F32, &Device::Cpu)?)?;
+        let input =
+            Var::from_tensor(&Tensor::arange(0f32, 16.0, &Device::Cpu)?.reshape((1, 1, 4, 4))?)?;
+        let vars = vec![("k".into(), kernel.clone()), ("x".into(), input.clone())];
+        let mut opt = AdamW::new(vars, AdamWConfig::default())?;
+        for _ in 0..2 {
+            // The convolution's input is an activation (derived from a trained variable).
+            let x = input.as_tensor().sqr()?;
+            let loss = x.conv2d(kernel.as_tensor(), 1, 1, 1, 1)?.sqr()?.sum_all()?;
+            opt.backward_step(&loss)?;
+        }
+        for (name, tensor) in opt.state()? {
+            assert!(!tensor.track_op(), "{name} carries an op graph");
+        }
+        Ok(())
+    }
 
     #[test]
     fn two_steps_match_the_hand_computed_update() -> Result<()> {
