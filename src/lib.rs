@@ -28,6 +28,7 @@ pub mod diffusion;
 pub mod model;
 pub mod mvcustom;
 pub mod plugin;
+pub mod pretrain;
 pub mod render;
 pub mod train;
 pub mod world;

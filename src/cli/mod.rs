@@ -16,6 +16,7 @@ pub mod generate;
 pub mod inspect;
 pub mod memory;
 pub mod params;
+pub mod pretrain;
 pub mod progress;
 pub mod report;
 pub mod sd15;
@@ -56,6 +57,9 @@ pub enum Command {
     /// Measure seconds and peak memory per stage for a model and/or SD-1.5 with random
     /// weights.
     Bench(bench::BenchArgs),
+    /// Train a model folder's networks from scratch on the procedural world (how the
+    /// embedded default model is made); resumable.
+    Pretrain(pretrain::PretrainArgs),
 }
 
 /// Runs a parsed command line.
@@ -64,6 +68,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
     }
 }
 
