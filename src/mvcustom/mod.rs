@@ -10,6 +10,7 @@ pub mod default_model;
 pub mod dfr;
 pub mod error;
 pub mod pipeline;
+mod reference_views;
 pub mod request;
 pub mod subject;
 pub mod subject_weights;
@@ -29,5 +30,5 @@ pub use request::{
     StageTiming, Techniques,
 };
 pub use subject::{Subject, SubjectDefinition, SubjectError};
-pub use subject_weights::SubjectWeights;
+pub use subject_weights::{SubjectWeights, SubjectWeightsInfo};
 pub use techniques::SharedRenderer;
