@@ -87,7 +87,7 @@ pub fn stage_label(stage: Stage) -> &'static str {
     match stage {
         Stage::EncodingPrompt => "encoding the prompt",
         Stage::AnchorDepth => "estimating the anchor view's depth",
-        Stage::RenderingFeatures => "rendering anchor features",
+        Stage::RenderingFeatures => "rendering features",
         Stage::Denoising => "denoising",
         Stage::Decoding => "decoding",
     }

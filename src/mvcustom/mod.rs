@@ -9,6 +9,7 @@ pub mod customization;
 pub mod default_model;
 pub mod dfr;
 pub mod error;
+pub mod loaded_subject;
 pub mod pipeline;
 mod reference_views;
 pub mod request;
@@ -24,10 +25,11 @@ pub use components::DiffusionComponents;
 pub use default_model::{default_model_dir, demo_subjects_dir};
 pub use dfr::{AnchorGeometry, DfrHook};
 pub use error::{MvError, Result};
+pub use loaded_subject::LoadedSubject;
 pub use pipeline::MvPipeline;
 pub use request::{
-    ClcSettings, DfrSettings, GeneratedViews, GenerationEvent, GenerationRequest, Stage,
-    StageTiming, Techniques,
+    ClcSettings, DfrSettings, GeneratedViews, Generation, GenerationEvent, GenerationRequest,
+    Stage, StageTiming, Techniques,
 };
 pub use subject::{Subject, SubjectDefinition, SubjectError};
 pub use subject_weights::{SubjectWeights, SubjectWeightsInfo};

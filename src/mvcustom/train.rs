@@ -170,15 +170,13 @@ struct Run<'a> {
 impl Run<'_> {
     /// The last hidden state of `ids` with the subject token's row `row`.
     fn encode(&self, ids: &Tensor, row: &Tensor) -> Result<Tensor> {
-        let encoder = &self.components.text_encoder;
-        let embeds = encoder.embed_tokens(
+        self.components.encode_ids(
             ids,
             &[TokenOverride {
                 id: self.token,
                 embedding: row.clone(),
             }],
-        )?;
-        Ok(encoder.forward_embeds(&embeds, ids)?.last_hidden_state)
+        )
     }
 }
 
@@ -198,10 +196,7 @@ pub fn train_subject(
     components.latent_size(size, size)?;
     let mut tokenizer = components.tokenizer.clone();
     let token = tokenizer.add_token(&subject.token)?;
-    let ids = |text: &str| -> Result<Tensor> {
-        let ids = tokenizer.encode_padded(text);
-        Ok(Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?)
-    };
+    let ids = |text: &str| components.prompt_ids(&tokenizer, text);
     let subject_ids = ids(&format!(
         "a photo of {} {}",
         subject.token, subject.class_word
