@@ -13,10 +13,11 @@ use super::params::read_header;
 use super::train::report_path;
 use crate::model::pose::POSE_PREFIX;
 use crate::mvcustom::train::checkpoint_path;
-use crate::mvcustom::{MvError, Subject, SubjectWeightsInfo};
+use crate::mvcustom::{MvError, Subject, SubjectDefinition, SubjectWeightsInfo};
 
 /// The subject definition `path` names: the file itself when it is a `.ron` file, or the
-/// only `.ron` file of a folder that is not a model folder; `None` when `path` is neither.
+/// only `.ron` file of a folder (not a model folder) that parses as a subject definition;
+/// `None` when `path` is neither.
 pub fn definition_in(path: &Path) -> Result<Option<PathBuf>> {
     let is_ron = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("ron"));
     if path.is_file() {
@@ -30,6 +31,9 @@ pub fn definition_in(path: &Path) -> Result<Option<PathBuf>> {
     let mut definitions: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && is_ron(p))
+        .filter(|p| {
+            std::fs::read_to_string(p).is_ok_and(|text| SubjectDefinition::parse(&text, p).is_ok())
+        })
         .collect();
     definitions.sort();
     match definitions.len() {
