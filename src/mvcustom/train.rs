@@ -49,7 +49,8 @@ pub struct TrainSettings {
     pub reference_dropout: f64,
     /// Probability of an empty prompt.
     pub prompt_dropout: f64,
-    /// Square training resolution in pixels (images are resized to it).
+    /// Square training resolution in pixels (images are resized to it). Recorded in the
+    /// weights file: generation encodes the references at the same size.
     pub resolution: u32,
     /// Seed of every random draw.
     pub seed: u64,
