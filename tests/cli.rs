@@ -344,17 +344,27 @@ fn bench_reports_every_stage_of_the_tiny_model() {
             s["stage"].as_str().unwrap()
         })
         .collect();
+    // A synthetic subject (fresh weights, four procedural references) by default: its
+    // reference features are measured on their own, its rendered features within generation.
     assert_eq!(
         stages,
         [
             "load",
             "encode_prompt",
             "unet_forward",
+            "reference_features",
             "generate",
+            "rendered_features",
             "denoising",
             "decoding"
         ]
     );
+    assert_eq!(report["settings"]["subject"], "synthetic");
+    for stage in config["stages"].as_array().unwrap() {
+        if cfg!(target_os = "linux") {
+            assert!(stage["peak_memory_bytes"].is_u64(), "{stage}");
+        }
+    }
     std::fs::remove_dir_all(out).unwrap();
 }
 
@@ -479,10 +489,22 @@ fn every_command_documents_its_arguments() {
                 "--colmap",
                 "--no-dfr",
                 "--out",
+                "--subject",
+                "--no-pose-blocks",
             ][..],
         ),
-        ("inspect", &["--json", "FOLDER"][..]),
-        ("bench", &["--sd15", "--repeat", "--json", "--steps"][..]),
+        ("inspect", &["--json", "FOLDER", "subject"][..]),
+        (
+            "bench",
+            &[
+                "--sd15",
+                "--repeat",
+                "--json",
+                "--steps",
+                "--subject",
+                "--subject-references",
+            ][..],
+        ),
     ] {
         let output = mvcustom(&[command, "--help"]);
         assert!(output.status.success());

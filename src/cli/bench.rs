@@ -1,8 +1,10 @@
 //! `mvcustom bench`: wall-clock seconds and peak resident memory per stage — model loading,
-//! prompt encoding, one UNet forward, and a full generation broken into the pipeline's own
-//! stages (denoising for N steps, decoding, and whatever stages the techniques add) — for a
-//! model folder and/or the SD-1.5 configuration with random weights. Medians over `--repeat`
-//! runs; a table on stdout and, with `--json`, a JSON file.
+//! prompt encoding, one UNet forward, preparing a subject (its reference features), and a full
+//! generation broken into the pipeline's own stages (the subject's rendered features, denoising
+//! for N steps, decoding, and whatever stages the techniques add) — for a model folder and/or
+//! the SD-1.5 configuration with random weights. The subject is a trained one (`--subject`) or
+//! a synthetic one with freshly initialised weights (same cost). Medians over `--repeat` runs;
+//! a table on stdout and, with `--json`, a JSON file.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,9 +25,12 @@ use super::{resolve_model, sd15};
 use crate::diffusion::{CancelToken, NoiseGenerator};
 use crate::model::ComputeSettings;
 use crate::model::motion::MotionAttention;
+use crate::model::pose::PoseConfig;
 use crate::model::tokenizer::ClipTokenizer;
+use crate::mvcustom::subject::Reference;
 use crate::mvcustom::{
-    DiffusionComponents, GenerationEvent, GenerationRequest, MvPipeline, Stage, Techniques,
+    DiffusionComponents, GenerationEvent, GenerationRequest, MvError, MvPipeline, Stage, Subject,
+    SubjectWeights, SubjectWeightsInfo, Techniques,
 };
 
 /// The prompt benchmarks encode and generate.
@@ -66,6 +71,13 @@ pub struct BenchArgs {
     /// Seed of the noise (and of the random weights of --sd15).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// A trained subject (definition RON) to generate with on --model; without it a synthetic
+    /// subject with fresh weights stands in (the cost is the same).
+    #[arg(long, value_name = "FILE")]
+    pub subject: Option<PathBuf>,
+    /// Reference views of the synthetic subject; 0 benchmarks generation without a subject.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub subject_references: u32,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -83,8 +95,9 @@ pub struct BenchArgs {
 /// Statistics of one stage over its runs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StageStats {
-    /// The stage (`load`, `encode_prompt`, `unet_forward`, `generate`, then the generation's
-    /// own stages such as `denoising` and `decoding`).
+    /// The stage (`load`, `encode_prompt`, `unet_forward`, `reference_features`, `generate`,
+    /// then the generation's own stages such as `rendered_features`, `denoising` and
+    /// `decoding`).
     pub stage: String,
     /// How many runs were timed.
     pub runs: usize,
@@ -137,6 +150,8 @@ pub struct BenchSettings {
     pub dtype: DTypeArg,
     /// The technique switches.
     pub techniques: Techniques,
+    /// The subject generated with: a definition file, `synthetic` or none.
+    pub subject: Option<String>,
 }
 
 /// The JSON written by `--json`.
@@ -234,6 +249,17 @@ fn stage_key(stage: Stage) -> String {
     key
 }
 
+/// The stage (as named by [`stage_key`]) during which the pipeline timing `timing` runs: the
+/// subject's features and DFR's rasterisation while features are rendered, DFR's resolves and
+/// latent completion while denoising; other timings are stages of their own.
+fn timing_stage(timing: &str) -> &str {
+    match timing {
+        "rendered_features" | "dfr_rasterise" => "rendering_features",
+        "dfr_resolve" | "clc" => "denoising",
+        other => other,
+    }
+}
+
 /// Runs `f`, returning its value, its seconds and the peak memory while it ran.
 fn measure<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64, Option<u64>)> {
     reset_peak();
@@ -275,6 +301,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let settings = args.compute.settings()?;
     let mut progress = Progress::new(args.quiet);
     let mut configs = Vec::new();
+    let trained = args
+        .subject
+        .as_deref()
+        .map(|path| Subject::load(path).map_err(MvError::from))
+        .transpose()?;
     if let Some(model) = &model {
         progress.note(&format!("loading {}…", model.display()));
         let (pipeline, seconds, peak) = measure(|| Ok(MvPipeline::load(model, &settings)?))?;
@@ -284,6 +315,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             args,
             &format!("model {}", model.display()),
             pipeline.components().clone(),
+            trained.clone(),
             log,
             &mut progress,
         )?);
@@ -304,6 +336,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             device: args.compute.device,
             dtype: args.compute.dtype,
             techniques: args.techniques.techniques(),
+            subject: match (&args.subject, args.subject_references) {
+                (Some(path), _) => Some(path.display().to_string()),
+                (None, 0) => None,
+                (None, _) => Some("synthetic".into()),
+            },
         },
         peak_memory_scope: if reset_peak() { "stage" } else { "process" },
         configs,
@@ -334,9 +371,99 @@ fn bench_sd15(
         args,
         "sd15-animatediff (random weights)",
         components,
+        None,
         log,
         progress,
     )
+}
+
+/// A subject of `views` procedural reference views (a coloured disc on grey, fully masked
+/// outside it) on an orbit of radius 2.5 around the origin, `side` pixels square, named
+/// `<bench>` with class word `toy`.
+fn synthetic_subject(views: usize, side: u32, rig: &RigArgs) -> Result<Subject> {
+    let cameras = CameraSource::Orbit(OrbitSpec {
+        views: views as u32,
+        elevation_deg: 25.0,
+        radius: 2.5,
+    })
+    .rig(
+        &RigArgs {
+            azimuth_deg: rig.azimuth_deg + 20.0,
+            ..rig.clone()
+        },
+        side,
+        side,
+    )?
+    .cameras;
+    let centre = side as f32 / 2.0;
+    let inside = |x: u32, y: u32| {
+        let (dx, dy) = (x as f32 + 0.5 - centre, y as f32 + 0.5 - centre);
+        dx * dx + dy * dy < (0.35 * side as f32).powi(2)
+    };
+    let references = cameras
+        .into_iter()
+        .enumerate()
+        .map(|(i, camera)| Reference {
+            path: PathBuf::from(format!("synthetic_{i:02}.png")),
+            image: image::RgbaImage::from_fn(side, side, |x, y| {
+                if inside(x, y) {
+                    image::Rgba([200, (40 * i % 256) as u8, (255 * y / side) as u8, 255])
+                } else {
+                    image::Rgba([128, 128, 128, 255])
+                }
+            }),
+            mask: image::GrayImage::from_fn(side, side, |x, y| {
+                image::Luma([if inside(x, y) { 255 } else { 0 }])
+            }),
+            camera,
+        })
+        .collect();
+    Ok(Subject {
+        path: PathBuf::from("synthetic"),
+        token: "<bench>".into(),
+        class_word: "toy".into(),
+        references,
+        weights_path: PathBuf::new(),
+    })
+}
+
+/// The subject of a benchmark with its weights: `trained` with the weights it names, or a
+/// synthetic one (`--subject-references` views at the benchmark's size) with fresh weights;
+/// `None` without either.
+fn bench_subject(
+    args: &BenchArgs,
+    components: &DiffusionComponents,
+    trained: Option<Subject>,
+    side: u32,
+    rig: &RigArgs,
+) -> Result<Option<(Subject, SubjectWeights)>> {
+    let unet = &components.unet;
+    let hidden = components.text_encoder.config().hidden_size;
+    let device = &components.settings.device;
+    if let Some(subject) = trained {
+        let weights = SubjectWeights::load(&subject.weights_path, unet, hidden, device)?;
+        return Ok(Some((subject, weights)));
+    }
+    if args.subject_references == 0 {
+        return Ok(None);
+    }
+    let subject = synthetic_subject(args.subject_references as usize, side, rig)?;
+    let class = components
+        .tokenizer
+        .content_ids(&subject.class_word)
+        .first()
+        .copied()
+        .unwrap_or(components.tokenizer.bos_id());
+    let init = components
+        .text_encoder
+        .token_embedding()
+        .get(class as usize)?;
+    let info = SubjectWeightsInfo {
+        pose: PoseConfig::default(),
+        reference_resolution: side,
+    };
+    let weights = SubjectWeights::fresh(unet, &info, &init, args.seed, device)?;
+    Ok(Some((subject, weights)))
 }
 
 /// Times the stages of one model `args.repeat` times, after its setup stage in `log`.
@@ -344,6 +471,7 @@ fn bench_model(
     args: &BenchArgs,
     name: &str,
     components: DiffusionComponents,
+    trained: Option<Subject>,
     mut log: StageLog,
     progress: &mut Progress,
 ) -> Result<ConfigBench> {
@@ -371,9 +499,14 @@ fn bench_model(
     })
     .rig(&rig, side, side)?
     .cameras;
+    let subject = bench_subject(args, &components, trained, side, &rig)?;
     let techniques = args.techniques.techniques();
+    let prompt = match &subject {
+        Some((subject, _)) => format!("{} {}", args.prompt, subject.token),
+        None => args.prompt.clone(),
+    };
     let request = GenerationRequest {
-        prompt: args.prompt.clone(),
+        prompt,
         negative_prompt: String::new(),
         cameras,
         width: side,
@@ -410,6 +543,15 @@ fn bench_model(
         log.add("encode_prompt", seconds, peak);
         let (_, seconds, peak) = measure(|| Ok(unet.forward(&sample, &timestep, &embeds, None)?))?;
         log.add("unet_forward", seconds, peak);
+        let loaded = match &subject {
+            Some((subject, weights)) => {
+                let (loaded, seconds, peak) =
+                    measure(|| Ok(pipeline.prepare_subject(subject.clone(), weights)?))?;
+                log.add("reference_features", seconds, peak);
+                Some(loaded)
+            }
+            None => None,
+        };
 
         let mut stage_peaks: Vec<(String, Option<u64>)> = Vec::new();
         let mut current: Option<Stage> = None;
@@ -422,8 +564,16 @@ fn bench_model(
             }
             progress.event(&event);
         };
-        let (generated, seconds, total_peak) =
-            measure(|| Ok(pipeline.generate(&request, &mut on_event, &CancelToken::new())?))?;
+        let (generated, seconds, total_peak) = measure(|| {
+            Ok(pipeline
+                .generate_with(
+                    &request,
+                    loaded.as_ref(),
+                    &mut on_event,
+                    &CancelToken::new(),
+                )?
+                .views)
+        })?;
         if let Some(last) = current {
             stage_peaks.push((stage_key(last), peak_rss_bytes()));
         }
@@ -431,10 +581,12 @@ fn bench_model(
         let total_peak = total_peak.max(stage_peaks.iter().filter_map(|(_, p)| *p).max());
         log.add("generate", seconds, total_peak);
         for timing in &generated.timings {
+            let stage = timing_stage(&timing.stage);
             let peak = stage_peaks
                 .iter()
-                .find(|(key, _)| *key == timing.stage)
-                .and_then(|(_, p)| *p);
+                .filter(|(key, _)| key == stage)
+                .filter_map(|(_, p)| *p)
+                .max();
             log.add(&timing.stage, timing.seconds, peak);
         }
     }
@@ -507,6 +659,18 @@ mod tests {
         assert_eq!(stage_key(Stage::Decoding), "decoding");
         assert_eq!(stage_key(Stage::RenderingFeatures), "rendering_features");
         assert_eq!(stage_key(Stage::EncodingPrompt), "encoding_prompt");
+        assert_eq!(stage_key(Stage::AnchorDepth), "anchor_depth");
+        for (timing, stage) in [
+            ("rendered_features", Stage::RenderingFeatures),
+            ("dfr_rasterise", Stage::RenderingFeatures),
+            ("dfr_resolve", Stage::Denoising),
+            ("clc", Stage::Denoising),
+            ("denoising", Stage::Denoising),
+            ("decoding", Stage::Decoding),
+            ("anchor_depth", Stage::AnchorDepth),
+        ] {
+            assert_eq!(timing_stage(timing), stage_key(stage), "{timing}");
+        }
     }
 
     #[test]

@@ -127,6 +127,24 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<f32>), String> 
     Ok((side(width)?, side(height)?, data))
 }
 
+/// A NumPy `.npy` file (format 1.0) holding `data` as a little-endian float32 array of shape
+/// `[height, width]` in C order: what [`read_depth`] reads back.
+pub fn encode_npy(width: u32, height: u32, data: &[f32]) -> Vec<u8> {
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({height}, {width}), }}");
+    // The magic, version and length take 10 bytes; the header ends in a newline and the whole
+    // preamble is padded to a multiple of 64 bytes, as NumPy writes it.
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    bytes
+}
+
 /// The textual value of `key` in a `.npy` header dictionary (`{'descr': '<f4', ...}`).
 fn header_value<'h>(header: &'h str, key: &str) -> std::result::Result<&'h str, String> {
     let missing = || format!(".npy header has no {key:?} entry");
@@ -184,6 +202,22 @@ mod tests {
             assert_eq!((w, h), (3, 2));
             assert_eq!(data, values);
         }
+    }
+
+    #[test]
+    fn written_npy_arrays_read_back() {
+        let values = [0.5f32, 1.0, 2.0, 4.0, 8.0, 16.0];
+        let bytes = encode_npy(3, 2, &values);
+        assert_eq!((bytes.len() - values.len() * 4) % 64, 0);
+        assert_eq!(
+            bytes,
+            npy("<f4", "(2, 3)", &values.map(f32::to_le_bytes).concat())
+        );
+        let path = scratch("written.npy", &bytes);
+        let depth = read_depth(&path, 1.0).unwrap();
+        assert_eq!((depth.width(), depth.height()), (3, 2));
+        assert_eq!(depth.data(), &values);
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]

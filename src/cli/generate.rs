@@ -1,5 +1,7 @@
-//! `mvcustom generate`: views of a prompt from a camera rig, written as `view_NN.png`, with
-//! the cameras (`cameras.ron`) and a `report.json` of settings, timings and peak memory.
+//! `mvcustom generate`: views of a prompt from a camera rig, optionally of a trained subject,
+//! written as `view_NN.png`, with the cameras (`cameras.ron`), the anchor depth and technique
+//! masks that were used (see [`technique_outputs`](super::technique_outputs)) and a
+//! `report.json` of settings, outputs, timings and peak memory.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,11 +15,16 @@ use super::depth::read_depth;
 use super::error::{CliError, Result};
 use super::memory::peak_rss_bytes;
 use super::progress::Progress;
-use super::report::{DepthInfo, GenerateReport, GenerateSettings, ToolInfo, ViewRecord};
+use super::report::{
+    DepthInfo, GenerateReport, GenerateSettings, SubjectRecord, ToolInfo, ViewRecord,
+};
 use super::resolve_model;
+use super::technique_outputs::{write_depth, write_png, write_technique_masks};
 use crate::camera::PinholeCamera;
 use crate::diffusion::CancelToken;
-use crate::mvcustom::{GenerationRequest, MvError, MvPipeline, StageTiming};
+use crate::mvcustom::{
+    GenerationRequest, LoadedSubject, MvError, MvPipeline, StageTiming, Subject, SubjectWeights,
+};
 
 /// Arguments of `mvcustom generate`.
 #[derive(Clone, Debug, Args)]
@@ -47,7 +54,8 @@ pub struct GenerateArgs {
     /// View height in pixels (default: the model's native size).
     #[arg(long, value_name = "PIXELS")]
     pub height: Option<u32>,
-    /// Output folder (created if needed): view_00.png …, cameras.ron, report.json.
+    /// Output folder (created if needed): view_00.png …, cameras.ron, report.json and, when
+    /// DFR runs, anchor_depth.npy/.png and the DFR/CLC mask PNGs.
     #[arg(long, short, value_name = "DIR")]
     pub out: PathBuf,
     /// No progress output on stderr.
@@ -62,6 +70,11 @@ pub struct GenerateArgs {
     /// Technique switches.
     #[command(flatten)]
     pub techniques: TechniqueArgs,
+    /// A trained subject's definition (RON, trained with `mvcustom train` on the same model):
+    /// its token in the prompt takes the learned embedding and its pose blocks condition the
+    /// views (unless --no-pose-blocks).
+    #[arg(long, value_name = "FILE")]
+    pub subject: Option<PathBuf>,
     /// The anchor view's z-depth in world units, for DFR: a .npy float array [H, W] or a
     /// 16-bit grayscale .png (see --depth-scale). Without it DFR estimates depth.
     #[arg(long, value_name = "FILE", conflicts_with = "no_dfr")]
@@ -102,6 +115,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         .as_deref()
         .map(|path| read_depth(path, depth_scale))
         .transpose()?;
+    let subject = args.subject.as_deref().map(read_subject).transpose()?;
     let settings = args.compute.settings()?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| CliError::file(&args.out, format!("cannot create output folder: {e}")))?;
@@ -118,6 +132,24 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
     let width = args.width.unwrap_or(native);
     let height = args.height.unwrap_or(native);
     let rig = source.rig(&args.rig, width, height)?;
+    let subject = subject
+        .map(|subject| -> Result<LoadedSubject> {
+            progress.note(&format!("preparing subject {}…", subject.token));
+            let components = pipeline.components();
+            let weights = SubjectWeights::load(
+                &subject.weights_path,
+                &components.unet,
+                components.text_encoder.config().hidden_size,
+                &components.settings.device,
+            )?;
+            let loaded = pipeline.prepare_subject(subject, &weights)?;
+            timings.push(StageTiming {
+                stage: "reference_features".into(),
+                seconds: loaded.preparation_time().as_secs_f64(),
+            });
+            Ok(loaded)
+        })
+        .transpose()?;
 
     let request = GenerationRequest {
         prompt: args.prompt.clone(),
@@ -132,16 +164,30 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         anchor_depth: depth,
         preview_every: None,
     };
-    let result = pipeline.generate(
+    let result = pipeline.generate_with(
         &request,
+        subject.as_ref(),
         &mut |event| progress.event(&event),
         &CancelToken::new(),
     );
     progress.finish();
-    let views = result.map_err(|e| request_error(e, args.source.flag()))?;
+    let generation = result.map_err(|e| request_error(e, args.source.flag()))?;
+    let views = &generation.views;
     timings.extend(views.timings.iter().cloned());
 
     let records = write_views(&args.out, &views.images, &rig.cameras)?;
+    let depth_output = match (&views.anchor_depth, generation.anchor_view) {
+        (Some(depth), Some(anchor)) => Some(write_depth(&args.out, depth, anchor)?),
+        _ => None,
+    };
+    let masks = write_technique_masks(
+        &args.out,
+        &generation.dfr_visibility,
+        generation.clc_disocclusion.as_ref(),
+    )?;
+    let subject_record = subject
+        .as_ref()
+        .map(|s| SubjectRecord::new(s, request.techniques.pose_blocks));
     let report = GenerateReport {
         tool: ToolInfo::new("generate"),
         model,
@@ -164,7 +210,10 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
             }),
         },
         rig: rig.description,
+        subject: subject_record,
         views: records,
+        anchor_depth: depth_output,
+        masks,
         timings,
         notices: views.notices.clone(),
         total_seconds: started.elapsed().as_secs_f64(),
@@ -175,11 +224,33 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         .map_err(|e| CliError::file(&report_path, format!("cannot serialise report: {e}")))?;
     write_atomic(&report_path, json.as_bytes())?;
     progress.note(&format!(
-        "wrote {} views, cameras.ron and report.json to {}",
+        "wrote {} views, cameras.ron{} and report.json to {}",
         report.views.len(),
+        if report.anchor_depth.is_some() {
+            ", the anchor depth, the technique masks"
+        } else {
+            ""
+        },
         args.out.display()
     ));
     Ok(())
+}
+
+/// Reads the subject definition `path` (images, masks, cameras) and checks that it has been
+/// trained, before any model loads.
+fn read_subject(path: &Path) -> Result<Subject> {
+    let subject = Subject::load(path).map_err(MvError::from)?;
+    if !subject.weights_path.is_file() {
+        return Err(CliError::file(
+            &subject.weights_path,
+            format!(
+                "the weights of subject {} are missing: train it first with `mvcustom train {}`",
+                subject.token,
+                path.display()
+            ),
+        ));
+    }
+    Ok(subject)
 }
 
 /// Writes one PNG per view and `cameras.ron`, returning the views' records for the report.
@@ -191,7 +262,7 @@ fn write_views(
     let mut records = Vec::with_capacity(images.len());
     for (index, (image, camera)) in images.iter().zip(cameras).enumerate() {
         let name = view_file_name(index);
-        write_png(&out.join(&name), image)?;
+        write_view_png(&out.join(&name), image)?;
         records.push(ViewRecord {
             index,
             image: name,
@@ -225,13 +296,7 @@ fn request_error(error: MvError, camera_flag: &'static str) -> CliError {
 }
 
 /// Encodes an opaque view as an RGB PNG and writes it atomically.
-fn write_png(path: &Path, image: &image::RgbaImage) -> Result<()> {
+fn write_view_png(path: &Path, image: &image::RgbaImage) -> Result<()> {
     let rgb = image::DynamicImage::ImageRgba8(image.clone()).to_rgb8();
-    let mut bytes = Vec::new();
-    rgb.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| CliError::file(path, format!("cannot encode PNG: {e}")))?;
-    write_atomic(path, &bytes)
+    write_png(path, &image::DynamicImage::ImageRgb8(rgb))
 }

@@ -1,6 +1,7 @@
 //! `mvcustom inspect`: what a model folder holds — each component's configuration summary and
 //! parameter count (from the safetensors headers, without loading weights). A single component
-//! folder (e.g. `unet/`) is summarised on its own.
+//! folder (e.g. `unet/`) is summarised on its own, and a subject (its definition file, or a
+//! folder holding one) by [`inspect_subject`](super::inspect_subject).
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use serde::ser::SerializeMap;
 use serde_json::{Value, json};
 
 use super::error::{CliError, Result};
+use super::inspect_subject::{definition_in, inspect_subject, render_subject};
 use super::params::{WeightsSummary, summarize};
 use crate::diffusion::SchedulerConfig;
 use crate::diffusion::scheduler::{
@@ -27,7 +29,8 @@ use crate::model::{ComponentDir, ModelError, WeightVariant};
 #[derive(Clone, Debug, Args)]
 pub struct InspectArgs {
     /// A diffusers-layout model folder (tokenizer/, text_encoder/, unet/, motion_adapter/,
-    /// vae/, scheduler/), or one component folder of it.
+    /// vae/, scheduler/), one component folder of it, or a subject: its definition (.ron) or
+    /// the folder holding it (definition, references, weights and training files).
     #[arg(value_name = "FOLDER")]
     pub folder: PathBuf,
     /// Print the summary as JSON instead of text.
@@ -108,6 +111,18 @@ pub struct FolderReport {
 /// Runs `inspect`: prints the summary (text or JSON) and fails, after printing, if a
 /// component could not be read.
 pub fn run(args: &InspectArgs) -> Result<()> {
+    if let Some(definition) = definition_in(&args.folder)? {
+        let summary = inspect_subject(&definition)?;
+        if args.json {
+            let text = serde_json::to_string_pretty(&summary).map_err(|e| {
+                CliError::file(&definition, format!("cannot serialise summary: {e}"))
+            })?;
+            println!("{text}");
+        } else {
+            print!("{}", render_subject(&summary));
+        }
+        return Ok(());
+    }
     let report = inspect(&args.folder)?;
     if args.json {
         let text = serde_json::to_string_pretty(&report)

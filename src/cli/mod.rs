@@ -1,5 +1,6 @@
-//! The `mvcustom` command-line tool (no window, no Bevy): `generate` views of a prompt from a
-//! camera rig, `inspect` a model folder, `bench` the stages of a generation. The binary
+//! The `mvcustom` command-line tool (no window, no Bevy): `train` a subject, `generate` views
+//! of a prompt (and subject) from a camera rig, `inspect` a model folder or a subject, `bench`
+//! the stages of a generation. The binary
 //! `src/bin/mvcustom.rs` only parses [`Cli`] and calls [`run`]; everything else lives here so
 //! it can be tested.
 //!
@@ -14,12 +15,15 @@ pub mod depth;
 pub mod error;
 pub mod generate;
 pub mod inspect;
+pub mod inspect_subject;
 pub mod memory;
 pub mod params;
 pub mod pretrain;
 pub mod progress;
 pub mod report;
 pub mod sd15;
+pub mod technique_outputs;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 
@@ -33,9 +37,10 @@ pub use error::{CliError, EXIT_FAILURE, EXIT_USAGE, Result};
     name = "mvcustom",
     version,
     about,
-    long_about = "Multi-view customized diffusion (MVCustom) without a window: generate views \
-                  of a prompt for a rig of cameras, inspect model folders, benchmark the stages \
-                  of a generation.",
+    long_about = "Multi-view customized diffusion (MVCustom) without a window: train a subject \
+                  from its reference views, generate views of a prompt (and subject) for a rig \
+                  of cameras, inspect model folders and subjects, benchmark the stages of a \
+                  generation.",
     after_help = "Exit status: 0 on success, 2 for a bad argument, 1 for any other failure."
 )]
 pub struct Cli {
@@ -52,7 +57,14 @@ pub enum Command {
         after_help = "Examples:\n  mvcustom generate --model models/animatediff --prompt \"a teddy bear\" \\\n      --orbit 8,15,2.5 --steps 25 --out views/\n  mvcustom generate --model models/animatediff --prompt \"a teddy bear\" \\\n      --cameras views/cameras.ron --no-dfr --no-clc --out ablation/"
     )]
     Generate(generate::GenerateArgs),
-    /// Summarise a model folder: each component's configuration and parameter count.
+    /// Train a subject (its pose blocks and token row) on a model, writing its weights
+    /// beside its definition; resumes from the last checkpoint.
+    #[command(
+        after_help = "Examples:\n  mvcustom train subjects/teddy/teddy.ron --model models/animatediff --steps 1600\n  mvcustom train subjects/teddy/teddy.ron --model models/animatediff \\\n      --class-images class/teddy_bear --resolution 256 --steps 800\n\nWrites <weights> (default: the definition's name with .safetensors), a checkpoint\n<weights stem>.checkpoint.safetensors and a report <weights stem>.train.json beside it.\nInterrupting a run (Ctrl-C) keeps its last checkpoint: running the same command again\nresumes from it, with the same result as an uninterrupted run; --restart starts over."
+    )]
+    Train(train::TrainArgs),
+    /// Summarise a model folder (each component's configuration and parameter count) or a
+    /// subject (its definition and trained weights).
     Inspect(inspect::InspectArgs),
     /// Measure seconds and peak memory per stage for a model and/or SD-1.5 with random
     /// weights.
@@ -66,6 +78,7 @@ pub enum Command {
 pub fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Generate(args) => generate::run(args),
+        Command::Train(args) => train::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Pretrain(args) => pretrain::run(args),

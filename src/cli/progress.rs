@@ -1,5 +1,6 @@
-//! Progress on stderr while a generation runs: a line per stage and, during denoising, a bar
-//! redrawn in place on a terminal (one line per step when stderr is redirected to a file).
+//! Progress on stderr while a generation or a training run works: a line per stage and, during
+//! denoising or training, a bar (with the training loss) redrawn in place on a terminal (one
+//! line per step when stderr is redirected to a file).
 
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
@@ -14,6 +15,9 @@ pub struct Progress {
     enabled: bool,
     interactive: bool,
     step_started: Option<Instant>,
+    /// Steps already done before the first step reported since the stage started (a
+    /// resumed training run starts past 0).
+    done_before: Option<usize>,
     bar_open: bool,
 }
 
@@ -24,8 +28,19 @@ impl Progress {
             enabled: !quiet,
             interactive: std::io::stderr().is_terminal(),
             step_started: None,
+            done_before: None,
             bar_open: false,
         }
+    }
+
+    /// Starts a stage named `label`: a status line, and the clock of its step bar.
+    pub fn stage(&mut self, label: &str) {
+        if self.enabled {
+            self.close_bar();
+            eprintln!("{label}…");
+        }
+        self.step_started = Some(Instant::now());
+        self.done_before = None;
     }
 
     /// Prints a free-form status line (ends the current bar first).
@@ -42,30 +57,42 @@ impl Progress {
             return;
         }
         match event {
-            GenerationEvent::StageStarted(stage) => {
-                self.close_bar();
-                self.step_started = Some(Instant::now());
-                eprintln!("{}…", stage_label(*stage));
-            }
-            GenerationEvent::Step { completed, total } => {
-                let elapsed = self
-                    .step_started
-                    .map(|t| t.elapsed().as_secs_f64())
-                    .unwrap_or_default();
-                let line = step_line(*completed, *total, elapsed);
-                if self.interactive {
-                    eprint!("\r{line}");
-                    self.bar_open = true;
-                    let _ = std::io::stderr().flush();
-                } else {
-                    eprintln!("{line}");
-                }
-            }
+            GenerationEvent::StageStarted(stage) => self.stage(stage_label(*stage)),
+            GenerationEvent::Step { completed, total } => self.step(*completed, *total, None),
             GenerationEvent::Preview { .. } => {}
             GenerationEvent::Notice(notice) => {
                 self.close_bar();
                 eprintln!("note: {notice}");
             }
+        }
+    }
+
+    /// Reports step `completed` of `total` of the current stage, with the step's loss when
+    /// training. Rates count only the steps done since the stage started, so a resumed run
+    /// estimates from its own pace.
+    pub fn step(&mut self, completed: usize, total: usize, loss: Option<f32>) {
+        if !self.enabled {
+            return;
+        }
+        let started = *self.step_started.get_or_insert_with(Instant::now);
+        let done_before = *self.done_before.get_or_insert(completed.saturating_sub(1));
+        let elapsed = started.elapsed().as_secs_f64();
+        let mut line = step_line(
+            completed,
+            total,
+            elapsed,
+            completed.saturating_sub(done_before),
+        );
+        if let Some(loss) = loss {
+            line.push_str(&format!("  loss {loss:.4}"));
+        }
+        if self.interactive {
+            eprint!("\r{line}");
+            self.bar_open = true;
+            let _ = std::io::stderr().flush();
+        } else {
+            self.bar_open = false;
+            eprintln!("{line}");
         }
     }
 
@@ -87,20 +114,20 @@ pub fn stage_label(stage: Stage) -> &'static str {
     match stage {
         Stage::EncodingPrompt => "encoding the prompt",
         Stage::AnchorDepth => "estimating the anchor view's depth",
-        Stage::RenderingFeatures => "rendering anchor features",
+        Stage::RenderingFeatures => "rendering features",
         Stage::Denoising => "denoising",
         Stage::Decoding => "decoding",
     }
 }
 
 /// `[#########---------]  3/10 steps  1.20 s/step  eta 8 s` after `completed` of `total`
-/// steps taking `elapsed` seconds in all.
-pub fn step_line(completed: usize, total: usize, elapsed: f64) -> String {
+/// steps, the last `timed` of which took `elapsed` seconds.
+pub fn step_line(completed: usize, total: usize, elapsed: f64, timed: usize) -> String {
     let total = total.max(1);
     let completed = completed.min(total);
     let filled = completed * BAR_WIDTH / total;
-    let per_step = if completed > 0 {
-        elapsed / completed as f64
+    let per_step = if timed > 0 {
+        elapsed / timed as f64
     } else {
         0.0
     };
@@ -119,7 +146,7 @@ mod tests {
 
     #[test]
     fn the_bar_fills_in_proportion_and_estimates_the_rest() {
-        let line = step_line(3, 10, 6.0);
+        let line = step_line(3, 10, 6.0, 3);
         let bar = format!("[{}{}]", "#".repeat(9), "-".repeat(21));
         assert!(line.starts_with(&bar), "{line}");
         assert!(
@@ -128,11 +155,17 @@ mod tests {
                 && line.ends_with("eta 14 s"),
             "{line}"
         );
-        let done = step_line(10, 10, 5.0);
+        let done = step_line(10, 10, 5.0, 10);
         assert!(
             done.starts_with(&format!("[{}]", "#".repeat(BAR_WIDTH))) && done.ends_with("eta 0 s"),
             "{done}"
         );
-        assert!(step_line(0, 0, 0.0).starts_with(&format!("[{}]", "-".repeat(BAR_WIDTH))));
+        assert!(step_line(0, 0, 0.0, 0).starts_with(&format!("[{}]", "-".repeat(BAR_WIDTH))));
+        // A resumed run: 2 of 4 steps timed, 2 left at the same pace.
+        let resumed = step_line(4, 6, 3.0, 2);
+        assert!(
+            resumed.contains("1.50 s/step") && resumed.ends_with("eta 3 s"),
+            "{resumed}"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! `report.json` of a generation: every setting, the cameras and the files they produced,
-//! per-stage timings and peak memory — enough to reproduce and compare runs.
+//! `report.json` of a generation: every setting, the subject, the cameras and the files they
+//! produced (views, anchor depth, technique masks), per-stage timings and peak memory —
+//! enough to reproduce and compare runs.
 
 use std::path::PathBuf;
 
@@ -7,8 +8,9 @@ use serde::Serialize;
 
 use super::args::{DTypeArg, DeviceArg};
 use super::cameras::RigDescription;
+use super::technique_outputs::{DepthOutput, MaskOutput};
 use crate::camera::PinholeCamera;
-use crate::mvcustom::{StageTiming, Techniques};
+use crate::mvcustom::{LoadedSubject, StageTiming, Techniques};
 
 /// The tool that wrote a report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -72,6 +74,53 @@ pub struct GenerateSettings {
     pub anchor_depth: Option<DepthInfo>,
 }
 
+/// The trained subject of a generation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SubjectRecord {
+    /// The definition file.
+    pub definition: PathBuf,
+    /// Its prompt token.
+    pub token: String,
+    /// Its class word.
+    pub class_word: String,
+    /// The weights file.
+    pub weights: PathBuf,
+    /// Number of reference views.
+    pub references: usize,
+    /// Side of the square the references were encoded at (the training resolution).
+    pub reference_resolution: u32,
+    /// The transformer blocks carrying pose blocks.
+    pub pose_blocks: Vec<String>,
+    /// Whether the pose blocks conditioned the views (off with --no-pose-blocks; the token
+    /// keeps its learned embedding either way).
+    pub pose_blocks_used: bool,
+    /// Learned scalars (pose blocks and token row).
+    pub parameters: usize,
+}
+
+impl SubjectRecord {
+    /// The record of `subject`, whose pose blocks were used when `pose_blocks_used`.
+    pub fn new(subject: &LoadedSubject, pose_blocks_used: bool) -> Self {
+        let definition = subject.subject();
+        Self {
+            definition: definition.path.clone(),
+            token: definition.token.clone(),
+            class_word: definition.class_word.clone(),
+            weights: definition.weights_path.clone(),
+            references: definition.references.len(),
+            reference_resolution: subject.info().reference_resolution,
+            pose_blocks: subject
+                .pose_blocks()
+                .blocks()
+                .iter()
+                .map(|b| b.name().to_string())
+                .collect(),
+            pose_blocks_used,
+            parameters: subject.parameters(),
+        }
+    }
+}
+
 /// One generated view.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ViewRecord {
@@ -94,8 +143,15 @@ pub struct GenerateReport {
     pub settings: GenerateSettings,
     /// How the cameras were obtained.
     pub rig: RigDescription,
+    /// The trained subject, if one was given.
+    pub subject: Option<SubjectRecord>,
     /// The views, in request order.
     pub views: Vec<ViewRecord>,
+    /// The anchor depth depth-aware feature rendering used (supplied or estimated), as
+    /// written; null when it did not run.
+    pub anchor_depth: Option<DepthOutput>,
+    /// The technique masks written (DFR visibility per grid, CLC disocclusion).
+    pub masks: Vec<MaskOutput>,
     /// Wall-clock seconds per stage (model loading first).
     pub timings: Vec<StageTiming>,
     /// What the pipeline reported about the run (e.g. a technique it had to skip).

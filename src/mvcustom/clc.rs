@@ -66,6 +66,11 @@ impl ClcHook {
         self.elapsed
     }
 
+    /// The disocclusion masks D `[1, 1, views, h, w]` (float32 in [0, 1]) the hook completes.
+    pub fn disocclusion(&self) -> &Tensor {
+        &self.disocclusion
+    }
+
     /// `latents` `[B, C, F, h, w]` completed at this step.
     fn complete(
         &mut self,

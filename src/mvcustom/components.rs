@@ -8,7 +8,7 @@ use candle_core::{DType, Tensor};
 
 use super::error::{MvError, Result};
 use crate::diffusion::{AnyScheduler, SchedulerConfig};
-use crate::model::clip::ClipTextModel;
+use crate::model::clip::{ClipTextModel, TokenOverride};
 use crate::model::tokenizer::ClipTokenizer;
 use crate::model::unet::UNet;
 use crate::model::vae::AutoencoderKL;
@@ -76,9 +76,24 @@ impl DiffusionComponents {
     /// The text-encoder conditioning `[1, 77, D]` of `prompt` (its last hidden state, as SD
     /// pipelines use it).
     pub fn encode_prompt(&self, prompt: &str) -> Result<Tensor> {
-        let ids = self.tokenizer.encode_padded(prompt);
-        let ids = Tensor::new(ids.as_slice(), &self.settings.device)?.unsqueeze(0)?;
-        Ok(self.text_encoder.forward(&ids)?.last_hidden_state)
+        self.encode_ids(&self.prompt_ids(&self.tokenizer, prompt)?, &[])
+    }
+
+    /// The padded token ids `[1, 77]` of `prompt` under `tokenizer` (the components' own, or
+    /// a clone with added tokens such as a subject's), on the components' device.
+    pub fn prompt_ids(&self, tokenizer: &ClipTokenizer, prompt: &str) -> Result<Tensor> {
+        let ids = tokenizer.encode_padded(prompt);
+        Ok(Tensor::new(ids.as_slice(), &self.settings.device)?.unsqueeze(0)?)
+    }
+
+    /// The conditioning (last hidden state) of token `ids` `[B, S]`, the ids of `overrides`
+    /// taking their given embedding rows (a subject's learned token).
+    pub fn encode_ids(&self, ids: &Tensor, overrides: &[TokenOverride]) -> Result<Tensor> {
+        let embeds = self.text_encoder.embed_tokens(ids, overrides)?;
+        Ok(self
+            .text_encoder
+            .forward_embeds(&embeds, ids)?
+            .last_hidden_state)
     }
 
     /// The latent grid `(h, w)` of a `width × height` image, checked against the VAE's and the

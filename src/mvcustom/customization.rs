@@ -199,7 +199,7 @@ mod tests {
     use crate::model::WeightVariant;
     use crate::model::clip::TokenOverride;
     use crate::model::pose::PoseConfig;
-    use crate::mvcustom::{DiffusionComponents, SubjectWeights};
+    use crate::mvcustom::{DiffusionComponents, SubjectWeights, SubjectWeightsInfo};
     use crate::train::{AdamW, AdamWConfig};
     use candle_core::Device;
     use glam::Vec3;
@@ -219,12 +219,15 @@ mod tests {
             .unwrap();
         let mut tokenizer = c.tokenizer.clone();
         let token = tokenizer.add_token("<teddy>").unwrap();
-        let config = PoseConfig {
-            levels: vec![0, 1],
-            ..Default::default()
+        let info = SubjectWeightsInfo {
+            pose: PoseConfig {
+                levels: vec![0, 1],
+                ..Default::default()
+            },
+            reference_resolution: 64,
         };
         let init = c.text_encoder.token_embedding().get(320).unwrap();
-        let weights = SubjectWeights::fresh(&c.unet, &config, &init, 2, &device).unwrap();
+        let weights = SubjectWeights::fresh(&c.unet, &info, &init, 2, &device).unwrap();
         let blocks = weights.trainable_pose_blocks(&c.unet).unwrap();
         let ids = tokenizer.encode_padded("a photo of <teddy> bear");
         let ids = Tensor::new(ids.as_slice(), &device)

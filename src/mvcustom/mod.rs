@@ -9,7 +9,9 @@ pub mod customization;
 pub mod default_model;
 pub mod dfr;
 pub mod error;
+pub mod loaded_subject;
 pub mod pipeline;
+mod reference_views;
 pub mod request;
 pub mod subject;
 pub mod subject_weights;
@@ -23,11 +25,12 @@ pub use components::DiffusionComponents;
 pub use default_model::{default_model_dir, demo_subjects_dir};
 pub use dfr::{AnchorGeometry, DfrHook};
 pub use error::{MvError, Result};
+pub use loaded_subject::LoadedSubject;
 pub use pipeline::MvPipeline;
 pub use request::{
-    ClcSettings, DfrSettings, GeneratedViews, GenerationEvent, GenerationRequest, Stage,
-    StageTiming, Techniques,
+    ClcSettings, DfrSettings, GeneratedViews, Generation, GenerationEvent, GenerationRequest,
+    Stage, StageTiming, Techniques,
 };
 pub use subject::{Subject, SubjectDefinition, SubjectError};
-pub use subject_weights::SubjectWeights;
+pub use subject_weights::{SubjectWeights, SubjectWeightsInfo};
 pub use techniques::SharedRenderer;

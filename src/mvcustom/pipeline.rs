@@ -9,12 +9,20 @@ use candle_core::Tensor;
 
 use super::components::DiffusionComponents;
 use super::error::{MvError, Result};
-use super::request::{GeneratedViews, GenerationEvent, GenerationRequest, Stage, StageTiming};
+use super::loaded_subject::{LoadedSubject, SubjectCache};
+use super::request::{
+    GeneratedViews, Generation, GenerationEvent, GenerationRequest, Stage, StageTiming, view_maps,
+};
+use super::subject::Subject;
+use super::subject_weights::SubjectWeights;
 use super::techniques::{self, Plan, SharedRenderer, TechniqueHooks};
-use super::text_to_video::{StepFeatureHook, VideoRequest, sample_latents};
+use super::text_to_video::{
+    EncodedVideoRequest, HookChain, PromptEmbeddings, StepFeatureHook, sample_encoded,
+};
 use crate::diffusion::{CancelToken, HookContext, NoiseGenerator, Sampler, SamplingHook};
 use crate::model::depth::DepthEstimator;
 use crate::model::motion::MotionAttention;
+use crate::model::pose::{PoseBlockHook, PoseBlocks, RenderedFeatures};
 use crate::model::unet::UNet;
 use crate::model::{ComputeSettings, WeightVariant};
 use crate::render::{DepthMap, FeatureRenderer};
@@ -27,6 +35,18 @@ pub struct MvPipeline {
     components: DiffusionComponents,
     renderer: SharedRenderer,
     depth_estimator: Option<Arc<dyn DepthEstimator>>,
+    subjects: SubjectCache,
+}
+
+/// What the sampling passes of one generation share: the request, the UNet in the
+/// request's attention mode, the latent grid, the encoded prompts and, with a subject, its
+/// pose blocks and their rendered features.
+struct Run<'a> {
+    request: &'a GenerationRequest,
+    unet: UNet,
+    latent: (usize, usize),
+    embeddings: PromptEmbeddings,
+    pose: Option<(&'a PoseBlocks, RenderedFeatures)>,
 }
 
 /// Reports steps and, when asked, decoded x̂₀ previews through the caller's event sink.
@@ -106,6 +126,7 @@ impl MvPipeline {
             components,
             renderer: SharedRenderer::default(),
             depth_estimator: None,
+            subjects: SubjectCache::default(),
         }
     }
 
@@ -133,6 +154,24 @@ impl MvPipeline {
         self.components.unet.max_frames()
     }
 
+    /// The trained subject of the definition file `path`, prepared for this pipeline (see
+    /// [`LoadedSubject::load`]). Prepared subjects are cached by path and shared by clones of
+    /// the pipeline: a later call returns the same one unless the definition or the weights
+    /// file changed on disk.
+    pub fn load_subject(&self, path: &Path) -> Result<Arc<LoadedSubject>> {
+        self.subjects.get(&self.components, path)
+    }
+
+    /// Prepares an already loaded `subject` with its trained `weights` for this pipeline
+    /// (not cached; see [`LoadedSubject::prepare`]).
+    pub fn prepare_subject(
+        &self,
+        subject: Subject,
+        weights: &SubjectWeights,
+    ) -> Result<LoadedSubject> {
+        LoadedSubject::prepare(&self.components, subject, weights)
+    }
+
     /// Generates one view per camera of `request`, jointly as the frames of one clip, reporting
     /// progress through `events` and stopping with [`MvError::Cancelled`] once `cancel` is
     /// cancelled.
@@ -142,6 +181,26 @@ impl MvPipeline {
         events: &mut dyn FnMut(GenerationEvent),
         cancel: &CancelToken,
     ) -> Result<GeneratedViews> {
+        Ok(self.generate_with(request, None, events, cancel)?.views)
+    }
+
+    /// [`MvPipeline::generate`] with an optional trained `subject` (prepared by this
+    /// pipeline), returning the views with the latents and technique masks behind them.
+    ///
+    /// With a subject, the prompts are encoded with its token's learned embedding row, and,
+    /// unless `request.techniques.pose_blocks` is off, its pose-conditioned blocks condition
+    /// the views: their fields are rendered once for the target cameras and the guidance
+    /// batch's prompts (`[negative; prompt]`) before sampling (stage
+    /// [`Stage::RenderingFeatures`], timing `rendered_features`) and fused into the UNet at
+    /// every step, alongside depth-aware feature rendering. Without a subject (or with pose
+    /// blocks off) the UNet runs as it is.
+    pub fn generate_with(
+        &self,
+        request: &GenerationRequest,
+        subject: Option<&LoadedSubject>,
+        events: &mut dyn FnMut(GenerationEvent),
+        cancel: &CancelToken,
+    ) -> Result<Generation> {
         let views = request.cameras.len();
         if views == 0 {
             return Err(MvError::request("cameras", "at least one camera is needed"));
@@ -169,24 +228,74 @@ impl MvPipeline {
         }
         let latent = self.components.latent_size(request.width, request.height)?;
         let mut timings = Vec::new();
+        let mut notices = Vec::new();
         let mut unet = self.components.unet.clone();
         if request.techniques.dense_attention && unet.has_motion_modules() {
             unet.set_motion_attention(MotionAttention::Dense {
                 window: request.techniques.attention_window,
             });
         }
-        let mut notices = Vec::new();
-        let (mut hooks, anchor_depth) = match techniques::plan(request)? {
-            None => (TechniqueHooks::default(), None),
+        let embeddings = match subject {
+            Some(subject) => {
+                if !subject.is_named_in(&request.prompt) {
+                    let notice = format!(
+                        "the prompt does not name the subject by its token {}: its learned \
+                         appearance is only reached through the pose blocks",
+                        subject.subject().token
+                    );
+                    events(GenerationEvent::Notice(notice.clone()));
+                    notices.push(notice);
+                }
+                subject.encode_prompts(
+                    &self.components,
+                    &request.prompt,
+                    &request.negative_prompt,
+                    request.guidance_scale,
+                )?
+            }
+            None => PromptEmbeddings::encode(
+                &request.prompt,
+                &request.negative_prompt,
+                request.guidance_scale,
+                |text| self.components.encode_prompt(text),
+            )?,
+        };
+        let pose = match subject.filter(|_| request.techniques.pose_blocks) {
+            Some(subject) => {
+                cancel.check()?;
+                events(GenerationEvent::StageStarted(Stage::RenderingFeatures));
+                let started = Instant::now();
+                let rendered = subject.render(
+                    &unet,
+                    &request.cameras,
+                    latent,
+                    &embeddings.batch(request.guidance_scale)?,
+                )?;
+                timings.push(StageTiming {
+                    stage: "rendered_features".into(),
+                    seconds: started.elapsed().as_secs_f64(),
+                });
+                Some((subject.pose_blocks(), rendered))
+            }
+            None => None,
+        };
+        let run = Run {
+            request,
+            unet,
+            latent,
+            embeddings,
+            pose,
+        };
+
+        let (mut hooks, anchor_depth, anchor_view) = match techniques::plan(request)? {
+            None => (TechniqueHooks::default(), None, None),
             Some(plan) => {
                 let depth = match (&request.anchor_depth, &self.depth_estimator) {
                     (Some(depth), _) => Some(depth.clone()),
                     (None, Some(estimator)) => Some(self.estimate_anchor_depth(
                         estimator.as_ref(),
-                        request,
+                        &run,
                         &plan,
-                        &unet,
-                        latent,
                         events,
                         cancel,
                         &mut timings,
@@ -205,30 +314,22 @@ impl MvPipeline {
                             request,
                             &plan,
                             &depth,
-                            &unet,
+                            &run.unet,
                             latent,
                             &self.components.settings.device,
                             events,
                             &mut timings,
                         )?;
-                        (hooks, Some(depth))
+                        (hooks, Some(depth), Some(plan.anchor))
                     }
-                    None => (TechniqueHooks::default(), None),
+                    None => (TechniqueHooks::default(), None, None),
                 }
             }
         };
 
         events(GenerationEvent::StageStarted(Stage::Denoising));
         let started = Instant::now();
-        let latents = self.denoise(
-            request,
-            &unet,
-            latent,
-            &mut hooks,
-            request.preview_every,
-            events,
-            cancel,
-        )?;
+        let latents = self.denoise(&run, &mut hooks, request.preview_every, events, cancel)?;
         timings.push(StageTiming {
             stage: "denoising".into(),
             seconds: started.elapsed().as_secs_f64(),
@@ -254,36 +355,59 @@ impl MvPipeline {
             stage: "decoding".into(),
             seconds: started.elapsed().as_secs_f64(),
         });
-        Ok(GeneratedViews {
-            images,
-            timings,
-            anchor_depth,
-            notices,
+        let dfr_visibility = match &hooks.dfr {
+            Some(dfr) => dfr.visibility_maps()?,
+            None => Vec::new(),
+        };
+        let clc_disocclusion = hooks
+            .clc
+            .as_ref()
+            .map(|clc| view_maps(clc.disocclusion()))
+            .transpose()?;
+        Ok(Generation {
+            views: GeneratedViews {
+                images,
+                timings,
+                anchor_depth,
+                notices,
+            },
+            latents,
+            anchor_view,
+            dfr_visibility,
+            clc_disocclusion,
+            subject: run
+                .pose
+                .as_ref()
+                .and(subject)
+                .map(|s| s.subject().token.clone()),
         })
     }
 
-    /// Samples the latents `[1, C, views, h, w]` of `request` on the latent grid `latent`
-    /// with `unet` and the technique `hooks`, reporting steps (and previews every
-    /// `preview_every` steps) through `events`.
-    #[allow(clippy::too_many_arguments)]
+    /// Samples the latents `[1, C, views, h, w]` of `run` with the technique `hooks` (and
+    /// the run's pose blocks), reporting steps (and previews every `preview_every` steps)
+    /// through `events`.
     fn denoise(
         &self,
-        request: &GenerationRequest,
-        unet: &UNet,
-        latent: (usize, usize),
+        run: &Run<'_>,
         hooks: &mut TechniqueHooks,
         preview_every: Option<usize>,
         events: &mut dyn FnMut(GenerationEvent),
         cancel: &CancelToken,
     ) -> Result<Tensor> {
-        let channels = unet.layout().in_channels;
+        let request = run.request;
+        let channels = run.unet.layout().in_channels;
         let noise = NoiseGenerator::from_seed(request.seed).randn(
-            &[1, channels, request.cameras.len(), latent.0, latent.1],
+            &[
+                1,
+                channels,
+                request.cameras.len(),
+                run.latent.0,
+                run.latent.1,
+            ],
             &self.components.settings.device,
         )?;
-        let video = VideoRequest {
-            prompt: request.prompt.clone(),
-            negative_prompt: request.negative_prompt.clone(),
+        let video = EncodedVideoRequest {
+            embeddings: run.embeddings.clone(),
             guidance_scale: request.guidance_scale,
             steps: request.steps,
             initial_noise: noise,
@@ -298,24 +422,34 @@ impl MvPipeline {
             sampler = sampler.with_hook(clc);
         }
         let sampler = sampler.with_hook(&mut hook);
-        let feature_hook = hooks.dfr.as_mut().map(|h| h as &mut dyn StepFeatureHook);
-        sample_latents(&self.components, unet, &video, sampler, feature_hook)
+        let mut pose_hook = run
+            .pose
+            .as_ref()
+            .map(|(blocks, rendered)| PoseBlockHook::new(blocks, rendered));
+        let mut chained: Vec<&mut dyn StepFeatureHook> = Vec::new();
+        if let Some(pose) = pose_hook.as_mut() {
+            chained.push(pose);
+        }
+        if let Some(dfr) = hooks.dfr.as_mut() {
+            chained.push(dfr);
+        }
+        let mut chain = HookChain::new(chained);
+        let feature_hook = (!chain.is_empty()).then_some(&mut chain as &mut dyn StepFeatureHook);
+        sample_encoded(&self.components, &run.unet, &video, sampler, feature_hook)
     }
 
-    /// The anchor depth estimated from a first pass of `request` without depth-aware feature
-    /// rendering and latent completion (same seed, same other techniques): the anchor frame
+    /// The anchor depth estimated from a first pass of `run` without depth-aware feature
+    /// rendering and latent completion (same seed, same other techniques, pose blocks
+    /// included): the anchor frame
     /// is decoded, its relative inverse depth estimated and aligned to the scene (see
     /// [`DepthAlignment`](super::anchor_depth::DepthAlignment)). Reports
     /// [`Stage::AnchorDepth`] (the first pass's steps follow it) and the `anchor_depth`
     /// timing.
-    #[allow(clippy::too_many_arguments)]
     fn estimate_anchor_depth(
         &self,
         estimator: &dyn DepthEstimator,
-        request: &GenerationRequest,
+        run: &Run<'_>,
         plan: &Plan<'_>,
-        unet: &UNet,
-        latent: (usize, usize),
         events: &mut dyn FnMut(GenerationEvent),
         cancel: &CancelToken,
         timings: &mut Vec<StageTiming>,
@@ -323,7 +457,7 @@ impl MvPipeline {
         events(GenerationEvent::StageStarted(Stage::AnchorDepth));
         let started = Instant::now();
         let mut no_hooks = TechniqueHooks::default();
-        let latents = self.denoise(request, unet, latent, &mut no_hooks, None, events, cancel)?;
+        let latents = self.denoise(run, &mut no_hooks, None, events, cancel)?;
         cancel.check()?;
         let frame = latents.narrow(2, plan.anchor, 1)?;
         let image = self
@@ -335,7 +469,7 @@ impl MvPipeline {
         let depth = plan
             .dfr
             .depth_alignment
-            .align(&estimate, &request.cameras, plan.anchor)?;
+            .align(&estimate, &run.request.cameras, plan.anchor)?;
         timings.push(StageTiming {
             stage: "anchor_depth".into(),
             seconds: started.elapsed().as_secs_f64(),

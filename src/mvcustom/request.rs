@@ -7,7 +7,7 @@ use super::anchor_depth::DepthAlignment;
 use super::error::{MvError, Result};
 use crate::camera::PinholeCamera;
 use crate::model::hook::{HookKind, LayerSelection, LevelSelection, UNetPath};
-use crate::render::DepthMap;
+use crate::render::{DepthMap, ViewMaps};
 
 /// Depth-aware feature rendering settings (method.md, DFR).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -205,7 +205,8 @@ pub enum Stage {
     EncodingPrompt,
     /// Computing the anchor view's depth (first pass and estimation when the scene gives none).
     AnchorDepth,
-    /// Rasterising the anchor feature mesh into the target views.
+    /// Rendering features for the target views before sampling: a subject's pose-block
+    /// fields, and the anchor feature mesh of depth-aware feature rendering.
     RenderingFeatures,
     /// Denoising the views together.
     Denoising,
@@ -258,4 +259,52 @@ pub struct GeneratedViews {
     pub anchor_depth: Option<DepthMap>,
     /// What the caller should know about the run (as reported by [`GenerationEvent::Notice`]).
     pub notices: Vec<String>,
+}
+
+/// Everything a generation produced and used: the views (what
+/// [`MvPipeline::generate`](super::MvPipeline::generate) returns), the final latents and the
+/// masks of the techniques, for callers that save or inspect them (the CLI writes them next
+/// to the views).
+#[derive(Clone, Debug)]
+pub struct Generation {
+    /// The views, timings, anchor depth and notices.
+    pub views: GeneratedViews,
+    /// The final latents `[1, C, views, h, w]` (diffusion scale, float32) the views were
+    /// decoded from.
+    pub latents: candle_core::Tensor,
+    /// The anchor view of depth-aware feature rendering, when it ran.
+    pub anchor_view: Option<usize>,
+    /// Depth-aware feature rendering's visibility masks M, one set per feature grid of the
+    /// replaced layers (finest first), one map per view: 1 where the view sees the anchor
+    /// mesh, 0 elsewhere and in the anchor view. Empty when it did not run.
+    pub dfr_visibility: Vec<ViewMaps>,
+    /// Latent completion's disocclusion masks D at the latent grid, one map per view, in
+    /// [0, 1] (fractional on disocclusion edges); `None` when it did not run.
+    pub clc_disocclusion: Option<ViewMaps>,
+    /// The subject whose pose blocks conditioned the views (its token), when one did.
+    pub subject: Option<String>,
+}
+
+/// `[views, (1, …,) h, w]` float maps as [`ViewMaps`] (leading unit dimensions of the
+/// technique masks dropped).
+pub(crate) fn view_maps(maps: &candle_core::Tensor) -> Result<ViewMaps> {
+    let dims = maps.dims();
+    let (h, w) = match dims {
+        [.., h, w] if dims.len() >= 3 => (*h, *w),
+        _ => {
+            return Err(MvError::request(
+                "masks",
+                format!("shape {dims:?}, expected [views, …, h, w]"),
+            ));
+        }
+    };
+    let views = maps.elem_count() / (h * w).max(1);
+    let data = maps
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let side = |v: usize| {
+        u32::try_from(v).map_err(|_| MvError::request("masks", format!("side {v} is too large")))
+    };
+    Ok(ViewMaps::new(views, side(h)?, side(w)?, data)?)
 }

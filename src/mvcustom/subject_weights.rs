@@ -3,33 +3,90 @@
 //! file beside the subject definition, written atomically.
 //!
 //! The weights live in a `VarMap` (f32), so the same object is what customization trains
-//! and what generation reads.
+//! and what generation reads. The file's safetensors metadata records what they were trained
+//! for ([`SubjectWeightsInfo`]: the pose-block placement and sampling, the reference
+//! resolution), so a generation rebuilds exactly the blocks and reference features training
+//! used.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
 
 use super::error::Result;
 use crate::model::pose::{PoseBlocks, PoseConfig, fresh_parameters, parameter_shapes};
 use crate::model::unet::UNet;
 use crate::model::{ModelError, Weights};
-use crate::train::{load_tensors, named_vars, save_tensors_atomic, snapshot, take_tensor};
+use crate::train::{
+    load_metadata, load_tensors, named_vars, save_tensors_with_metadata, snapshot, take_tensor,
+};
 
 /// Name of the subject token's embedding row in the weights file.
 pub const TOKEN_EMBEDDING: &str = "token_embedding";
 
+/// Key of the [`SubjectWeightsInfo`] (JSON) in the weights file's safetensors metadata.
+pub const INFO_METADATA_KEY: &str = "mvcustom.subject";
+
+/// What a subject's weights were trained for, stored in the weights file's metadata: a
+/// generation must place and sample the pose blocks the same way and encode the reference
+/// images at the same resolution, or the learned fields would see other features.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubjectWeightsInfo {
+    /// Pose-block placement and sampling.
+    pub pose: PoseConfig,
+    /// Side in pixels of the square the reference images were resized to before encoding.
+    pub reference_resolution: u32,
+}
+
+impl SubjectWeightsInfo {
+    /// Reads the info from the metadata of the weights file `path`. A file without it (not
+    /// written by [`SubjectWeights::save`]) is an error naming the file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let metadata = load_metadata(path)?;
+        let text = metadata
+            .get(INFO_METADATA_KEY)
+            .ok_or_else(|| ModelError::InvalidInput {
+                name: path.display().to_string(),
+                reason: format!(
+                    "has no `{INFO_METADATA_KEY}` metadata (pose-block settings and reference \
+                     resolution): it was not written by subject training"
+                ),
+            })?;
+        let info: Self = serde_json::from_str(text).map_err(|e| ModelError::InvalidInput {
+            name: format!("{} metadata `{INFO_METADATA_KEY}`", path.display()),
+            reason: format!("is malformed: {e}"),
+        })?;
+        if info.reference_resolution == 0 {
+            return Err(ModelError::InvalidInput {
+                name: format!("{} metadata `{INFO_METADATA_KEY}`", path.display()),
+                reason: "has a reference resolution of 0".into(),
+            }
+            .into());
+        }
+        Ok(info)
+    }
+
+    fn to_metadata(&self) -> Result<HashMap<String, String>> {
+        let json = serde_json::to_string(self).map_err(|e| ModelError::InvalidInput {
+            name: INFO_METADATA_KEY.into(),
+            reason: format!("cannot be serialised: {e}"),
+        })?;
+        Ok(HashMap::from([(INFO_METADATA_KEY.to_string(), json)]))
+    }
+}
+
 /// The trainable weights of one subject.
 pub struct SubjectWeights {
     varmap: VarMap,
-    config: PoseConfig,
+    info: SubjectWeightsInfo,
 }
 
 impl std::fmt::Debug for SubjectWeights {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SubjectWeights")
-            .field("config", &self.config)
+            .field("info", &self.info)
             .field("tensors", &self.varmap.all_vars().len())
             .finish()
     }
@@ -40,17 +97,17 @@ fn lock_error() -> candle_core::Error {
 }
 
 impl SubjectWeights {
-    /// Fresh weights for `unet` (see [`fresh_parameters`]: per-view MLPs Kaiming-uniform,
-    /// decoders zero, fusions `[I | 0]`, seeded) with the token row starting at `token_init`
-    /// `[D]` (typically the embedding of the class word's token).
+    /// Fresh weights for `unet` and `info` (see [`fresh_parameters`]: per-view MLPs
+    /// Kaiming-uniform, decoders zero, fusions `[I | 0]`, seeded) with the token row starting
+    /// at `token_init` `[D]` (typically the embedding of the class word's token).
     pub fn fresh(
         unet: &UNet,
-        config: &PoseConfig,
+        info: &SubjectWeightsInfo,
         token_init: &Tensor,
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
-        let varmap = fresh_parameters(unet, config, seed, DType::F32, device)?;
+        let varmap = fresh_parameters(unet, &info.pose, seed, DType::F32, device)?;
         let row = token_init
             .flatten_all()?
             .to_dtype(DType::F32)?
@@ -62,33 +119,31 @@ impl SubjectWeights {
             .insert(TOKEN_EMBEDDING.to_string(), Var::from_tensor(&row)?);
         Ok(Self {
             varmap,
-            config: config.clone(),
+            info: info.clone(),
         })
     }
 
-    /// Loads the weights file `path` for `unet`, `config` and a text encoder of width
-    /// `token_dim`. A missing tensor, a tensor of the wrong shape or one that does not belong
-    /// to this configuration is an error naming the file and the tensor.
-    pub fn load(
-        path: &Path,
-        unet: &UNet,
-        config: &PoseConfig,
-        token_dim: usize,
-        device: &Device,
-    ) -> Result<Self> {
+    /// Loads the weights file `path` for `unet` and a text encoder of width `token_dim`,
+    /// with the settings its metadata records ([`SubjectWeightsInfo::read`]). A missing
+    /// tensor, a tensor of the wrong shape or one that does not belong to those settings is an
+    /// error naming the file and the tensor.
+    pub fn load(path: &Path, unet: &UNet, token_dim: usize, device: &Device) -> Result<Self> {
+        let info = SubjectWeightsInfo::read(path)?;
         let tensors = load_tensors(path, device)?;
-        Self::from_tensors(&tensors, path, unet, config, token_dim)
+        Self::from_tensors(&tensors, path, unet, &info, token_dim)
     }
 
-    /// [`SubjectWeights::load`] from tensors already read from `path` (a training checkpoint
-    /// passes its weights here, without its optimiser state).
+    /// The weights for `info` from tensors already read from `path` (a training checkpoint
+    /// passes its weights here, without its optimiser state), checked as
+    /// [`SubjectWeights::load`] checks them.
     pub fn from_tensors(
         tensors: &HashMap<String, Tensor>,
         path: &Path,
         unet: &UNet,
-        config: &PoseConfig,
+        info: &SubjectWeightsInfo,
         token_dim: usize,
     ) -> Result<Self> {
+        let config = &info.pose;
         let mut expected = parameter_shapes(unet, config)?;
         expected.push((TOKEN_EMBEDDING.to_string(), vec![token_dim]));
         let known: HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
@@ -117,13 +172,26 @@ impl SubjectWeights {
         }
         Ok(Self {
             varmap,
-            config: config.clone(),
+            info: info.clone(),
         })
     }
 
-    /// Writes every weight to `path` (safetensors, f32), atomically.
+    /// Writes every weight to `path` (safetensors, f32, with the [`SubjectWeightsInfo`] in
+    /// its metadata), atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        Ok(save_tensors_atomic(path, &self.tensors()?)?)
+        self.save_with(path, HashMap::new())
+    }
+
+    /// [`SubjectWeights::save`] with `extra` tensors in the same file (a training checkpoint
+    /// adds its optimiser state).
+    pub fn save_with(&self, path: &Path, extra: HashMap<String, Tensor>) -> Result<()> {
+        let mut tensors = self.tensors()?;
+        tensors.extend(extra);
+        Ok(save_tensors_with_metadata(
+            path,
+            &tensors,
+            Some(self.info.to_metadata()?),
+        )?)
     }
 
     /// The weights as plain named tensors (f32 copies detached from training).
@@ -136,14 +204,19 @@ impl SubjectWeights {
 
     /// The placement and sampling settings.
     pub fn config(&self) -> &PoseConfig {
-        &self.config
+        &self.info.pose
+    }
+
+    /// What the weights were trained for.
+    pub fn info(&self) -> &SubjectWeightsInfo {
+        &self.info
     }
 
     /// Pose blocks sharing these weights' variables (training: optimiser updates are seen).
     pub fn trainable_pose_blocks(&self, unet: &UNet) -> Result<PoseBlocks> {
         let device = self.device();
         let vb = VarBuilder::from_varmap(&self.varmap, DType::F32, &device);
-        Ok(PoseBlocks::new(vb, unet, &self.config)?)
+        Ok(PoseBlocks::new(vb, unet, &self.info.pose)?)
     }
 
     /// Pose blocks over detached copies in `dtype` (inference: no gradient tracking).
@@ -152,7 +225,7 @@ impl SubjectWeights {
             vb: VarBuilder::from_tensors(self.tensors()?, dtype, &self.device()),
             files: Vec::new(),
         };
-        Ok(weights.build(|vb| PoseBlocks::new(vb, unet, &self.config))?)
+        Ok(weights.build(|vb| PoseBlocks::new(vb, unet, &self.info.pose))?)
     }
 
     /// The subject token's embedding row `[D]` (tracked: gradients reach it in training).
@@ -221,15 +294,23 @@ mod tests {
     fn weights_round_trip_and_bad_files_name_the_tensor() {
         let unet = motion_unet();
         let device = Device::Cpu;
-        let config = PoseConfig {
-            levels: vec![0, 1],
-            ..Default::default()
+        let info = SubjectWeightsInfo {
+            pose: PoseConfig {
+                levels: vec![0, 1],
+                ..Default::default()
+            },
+            reference_resolution: 64,
         };
         let token = Tensor::arange(0f32, 32.0, &device).unwrap();
-        let weights = SubjectWeights::fresh(&unet, &config, &token, 3, &device).unwrap();
+        let weights = SubjectWeights::fresh(&unet, &info, &token, 3, &device).unwrap();
         let dir = scratch();
         let path = dir.0.join("teddy.safetensors");
         weights.save(&path).unwrap();
+        assert_eq!(SubjectWeightsInfo::read(&path).unwrap(), info);
+        let metadata = load_metadata(&path).unwrap();
+        let rewrite = |tensors: &HashMap<String, Tensor>, metadata: &HashMap<String, String>| {
+            save_tensors_with_metadata(&path, tensors, Some(metadata.clone())).unwrap()
+        };
         let saved = weights.tensors().unwrap();
         let mid = "pose_blocks.mid_block.attentions.0.transformer_blocks.0";
         // Fresh: decoder zero, fusion [I | 0], MLP weights within PyTorch's fan-in bound.
@@ -261,7 +342,8 @@ mod tests {
             .unwrap();
         assert!(max > 0.5 * bound && max <= bound + 1e-6, "{max} vs {bound}");
 
-        let loaded = SubjectWeights::load(&path, &unet, &config, 32, &device).unwrap();
+        let loaded = SubjectWeights::load(&path, &unet, 32, &device).unwrap();
+        assert_eq!(loaded.info(), &info);
         let back = loaded.tensors().unwrap();
         assert_eq!(back.len(), saved.len());
         for (name, t) in &saved {
@@ -285,8 +367,8 @@ mod tests {
         // A missing tensor.
         let mut edited = saved.clone();
         edited.remove(&format!("{mid}.fuse.weight"));
-        save_tensors_atomic(&path, &edited).unwrap();
-        let err = SubjectWeights::load(&path, &unet, &config, 32, &device).unwrap_err();
+        rewrite(&edited, &metadata);
+        let err = SubjectWeights::load(&path, &unet, 32, &device).unwrap_err();
         let text = err.to_string();
         assert!(
             matches!(&err, crate::mvcustom::MvError::Model(ModelError::MissingTensor { tensor, files })
@@ -299,20 +381,30 @@ mod tests {
             TOKEN_EMBEDDING.into(),
             Tensor::zeros(16, DType::F32, &device).unwrap(),
         );
-        save_tensors_atomic(&path, &edited).unwrap();
-        let err = SubjectWeights::load(&path, &unet, &config, 32, &device).unwrap_err();
+        rewrite(&edited, &metadata);
+        let err = SubjectWeights::load(&path, &unet, 32, &device).unwrap_err();
         assert!(
             matches!(&err, crate::mvcustom::MvError::Model(ModelError::ShapeMismatch { tensor, expected, found, .. })
                 if tensor == TOKEN_EMBEDDING && expected == &vec![32] && found == &vec![16]),
             "{err}"
         );
         // Weights of another placement: the default levels have only the mid block here.
-        save_tensors_atomic(&path, &saved).unwrap();
-        let err =
-            SubjectWeights::load(&path, &unet, &PoseConfig::default(), 32, &device).unwrap_err();
-        assert!(err.to_string().contains("down_blocks.0"), "{err}");
+        let other = SubjectWeightsInfo {
+            pose: PoseConfig::default(),
+            ..info.clone()
+        };
+        rewrite(&saved, &other.to_metadata().unwrap());
+        let err = SubjectWeights::load(&path, &unet, 32, &device).unwrap_err();
+        assert!(
+            err.to_string().contains("down_blocks.0") && err.to_string().contains("teddy"),
+            "{err}"
+        );
+        // Weights without their settings.
+        crate::train::save_tensors_atomic(&path, &saved).unwrap();
+        let err = SubjectWeights::load(&path, &unet, 32, &device).unwrap_err();
+        assert!(err.to_string().contains(INFO_METADATA_KEY), "{err}");
         // Not a weights file at all.
         std::fs::write(&path, b"not safetensors").unwrap();
-        assert!(SubjectWeights::load(&path, &unet, &config, 32, &device).is_err());
+        assert!(SubjectWeights::load(&path, &unet, 32, &device).is_err());
     }
 }

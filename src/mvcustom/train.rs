@@ -13,8 +13,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use image::imageops::FilterType;
+use candle_core::{DType, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -23,14 +22,18 @@ use rand_distr::{Distribution, StandardNormal};
 use super::components::DiffusionComponents;
 use super::customization::{CustomizationExample, LossWeights, customization_loss};
 use super::error::{MvError, Result};
+use super::reference_views::{
+    PreparedView, class_prompt, prepare_references, prepare_view, reference_cache,
+    reference_cameras,
+};
 use super::subject::Subject;
-use super::subject_weights::SubjectWeights;
+use super::subject_weights::{SubjectWeights, SubjectWeightsInfo};
 use crate::camera::{PinholeCamera, SceneNormalization};
 use crate::diffusion::CancelToken;
 use crate::diffusion::scheduler::NoiseSchedule;
 use crate::model::clip::TokenOverride;
-use crate::model::pose::{Jitter, PoseBlocks, PoseConfig, ReferenceCache, ReferenceFeatures};
-use crate::train::{AdamW, AdamWConfig, TimestepSampling, load_tensors, save_tensors_atomic};
+use crate::model::pose::{Jitter, PoseConfig, ReferenceCache};
+use crate::train::{AdamW, AdamWConfig, TimestepSampling, load_tensors};
 
 /// Settings of a customization run (defaults from method.md).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -46,7 +49,8 @@ pub struct TrainSettings {
     pub reference_dropout: f64,
     /// Probability of an empty prompt.
     pub prompt_dropout: f64,
-    /// Square training resolution in pixels (images are resized to it).
+    /// Square training resolution in pixels (images are resized to it). Recorded in the
+    /// weights file: generation encodes the references at the same size.
     pub resolution: u32,
     /// Seed of every random draw.
     pub seed: u64,
@@ -118,59 +122,28 @@ pub fn checkpoint_path(weights_path: &Path) -> PathBuf {
     weights_path.with_extension("checkpoint.safetensors")
 }
 
-/// One training image at the training resolution.
-struct View {
-    /// Diffusion-scale latents `[1, C, (1,) h, w]`.
-    latents: Tensor,
-    /// `[3, H, W]` in [0, 1].
-    image: Tensor,
-    /// `[H, W]`, 1 = subject.
-    mask: Tensor,
-}
-
-fn pixels(image: &image::RgbaImage, device: &Device) -> Result<Tensor> {
-    let (w, h) = image.dimensions();
-    let rgb: Vec<f32> = image
-        .pixels()
-        .flat_map(|p| [p.0[0], p.0[1], p.0[2]])
-        .map(|v| v as f32 / 255.0)
-        .collect();
-    Ok(Tensor::from_vec(rgb, (h as usize, w as usize, 3), device)?.permute((2, 0, 1))?)
-}
-
-/// Resizes, encodes and packs an image and its mask.
-fn prepare_view(
-    components: &DiffusionComponents,
-    image: &image::RgbaImage,
-    mask: Option<&image::GrayImage>,
-    size: u32,
-) -> Result<View> {
-    let device = &components.settings.device;
-    let resized = image::imageops::resize(image, size, size, FilterType::Triangle);
-    let image = pixels(&resized, device)?;
-    let mask = match mask {
-        Some(mask) => {
-            let m = image::imageops::resize(mask, size, size, FilterType::Nearest);
-            let values: Vec<f32> = m.pixels().map(|p| f32::from(p.0[0] >= 128)).collect();
-            Tensor::from_vec(values, (size as usize, size as usize), device)?
-        }
-        None => Tensor::ones((size as usize, size as usize), DType::F32, device)?,
-    };
-    let input = ((&image * 2.0)? - 1.0)?
-        .unsqueeze(0)?
-        .to_dtype(components.settings.dtype)?;
-    let mut latents = components
-        .vae
-        .encode_scaled::<StdRng>(&input, None)?
-        .to_dtype(DType::F32)?;
-    if components.unet.has_motion_modules() {
-        latents = latents.unsqueeze(2)?;
+/// What differs between the settings a checkpoint was trained with and a run's.
+fn settings_difference(saved: &SubjectWeightsInfo, wanted: &SubjectWeightsInfo) -> String {
+    let mut parts = Vec::new();
+    if saved.reference_resolution != wanted.reference_resolution {
+        parts.push(format!(
+            "resolution {} instead of {}",
+            saved.reference_resolution, wanted.reference_resolution
+        ));
     }
-    Ok(View {
-        latents,
-        image,
-        mask,
-    })
+    if saved.pose.levels != wanted.pose.levels {
+        parts.push(format!(
+            "pose-block levels {:?} instead of {:?}",
+            saved.pose.levels, wanted.pose.levels
+        ));
+    }
+    if saved.pose.sampling != wanted.pose.sampling {
+        parts.push(format!(
+            "field sampling {:?} instead of {:?}",
+            saved.pose.sampling, wanted.pose.sampling
+        ));
+    }
+    parts.join(", ")
 }
 
 /// Unit Gaussian noise shaped like `like`, from `rng`.
@@ -185,8 +158,8 @@ fn noise_like(like: &Tensor, rng: &mut StdRng) -> Result<Tensor> {
 /// token ids and the cached reference features.
 struct Run<'a> {
     components: &'a DiffusionComponents,
-    views: Vec<View>,
-    regularisation: Vec<View>,
+    views: Vec<PreparedView>,
+    regularisation: Vec<PreparedView>,
     cameras: Vec<PinholeCamera>,
     token: u32,
     subject_ids: Tensor,
@@ -198,15 +171,13 @@ struct Run<'a> {
 impl Run<'_> {
     /// The last hidden state of `ids` with the subject token's row `row`.
     fn encode(&self, ids: &Tensor, row: &Tensor) -> Result<Tensor> {
-        let encoder = &self.components.text_encoder;
-        let embeds = encoder.embed_tokens(
+        self.components.encode_ids(
             ids,
             &[TokenOverride {
                 id: self.token,
                 embedding: row.clone(),
             }],
-        )?;
-        Ok(encoder.forward_embeds(&embeds, ids)?.last_hidden_state)
+        )
     }
 }
 
@@ -226,33 +197,22 @@ pub fn train_subject(
     components.latent_size(size, size)?;
     let mut tokenizer = components.tokenizer.clone();
     let token = tokenizer.add_token(&subject.token)?;
-    let ids = |text: &str| -> Result<Tensor> {
-        let ids = tokenizer.encode_padded(text);
-        Ok(Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?)
-    };
+    let ids = |text: &str| components.prompt_ids(&tokenizer, text);
     let subject_ids = ids(&format!(
         "a photo of {} {}",
         subject.token, subject.class_word
     ))?;
-    let class_ids = ids(&format!("a photo of a {}", subject.class_word))?;
+    let class_ids = ids(&class_prompt(&subject.class_word))?;
     let empty_ids = ids("")?;
 
     // Cameras at the training resolution, in the normalised scene.
-    let resized = subject
-        .references
-        .iter()
-        .map(|r| r.camera.resized(size, size))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let resized = reference_cameras(subject, size)?;
     let normalisation = SceneNormalization::fit(&resized)?;
     let cameras = resized
         .iter()
         .map(|c| normalisation.apply_camera(c))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let views = subject
-        .references
-        .iter()
-        .map(|r| prepare_view(components, &r.image, Some(&r.mask), size))
-        .collect::<Result<Vec<_>>>()?;
+    let views = prepare_references(components, subject, size)?;
     let regularisation = regularisation
         .iter()
         .map(|image| prepare_view(components, image, None, size))
@@ -262,7 +222,22 @@ pub fn train_subject(
     let unet = &components.unet;
     let token_dim = components.text_encoder.config().hidden_size;
     let checkpoint = checkpoint_path(&subject.weights_path);
+    let info = SubjectWeightsInfo {
+        pose: settings.pose.clone(),
+        reference_resolution: size,
+    };
     let (weights, state) = if checkpoint.is_file() {
+        let saved = SubjectWeightsInfo::read(&checkpoint)?;
+        if saved != info {
+            return Err(MvError::File {
+                path: checkpoint,
+                reason: format!(
+                    "this checkpoint was trained with other settings ({}); resume with the same \
+                     settings or delete it to start over",
+                    settings_difference(&saved, &info)
+                ),
+            });
+        }
         let mut tensors = load_tensors(&checkpoint, &device)?;
         let state: HashMap<String, Tensor> = tensors
             .iter()
@@ -270,8 +245,7 @@ pub fn train_subject(
             .map(|(n, t)| (n.clone(), t.clone()))
             .collect();
         tensors.retain(|n, _| !n.starts_with("adamw."));
-        let weights =
-            SubjectWeights::from_tensors(&tensors, &checkpoint, unet, &settings.pose, token_dim)?;
+        let weights = SubjectWeights::from_tensors(&tensors, &checkpoint, unet, &info, token_dim)?;
         (weights, Some(state))
     } else {
         let class_id = tokenizer
@@ -283,7 +257,7 @@ pub fn train_subject(
             .text_encoder
             .token_embedding()
             .get(class_id as usize)?;
-        let weights = SubjectWeights::fresh(unet, &settings.pose, &init, settings.seed, &device)?;
+        let weights = SubjectWeights::fresh(unet, &info, &init, settings.seed, &device)?;
         (weights, None)
     };
     let mut optimiser = AdamW::new(weights.trainable()?, settings.optimiser)?;
@@ -295,7 +269,8 @@ pub fn train_subject(
     let blocks = weights.trainable_pose_blocks(unet)?;
 
     // Reference features of the references and of the all-zero image, computed once.
-    let mut run = Run {
+    let cache = reference_cache(components, &blocks, &views, size, &subject.class_word)?;
+    let run = Run {
         components,
         views,
         regularisation,
@@ -304,20 +279,14 @@ pub fn train_subject(
         subject_ids,
         class_ids,
         empty_ids,
-        cache: ReferenceCache {
-            references: ReferenceFeatures::default(),
-            empty: ReferenceFeatures::default(),
-        },
+        cache,
     };
-    run.cache = reference_cache(&run, &blocks, &weights)?;
 
     let schedule = NoiseSchedule::new(components.scheduler.common());
     let prediction = components.scheduler.common().prediction_type;
     let train_steps = schedule.alphas_cumprod().len();
     let save = |step: usize, optimiser: &AdamW, events: &mut dyn FnMut(TrainEvent)| -> Result<()> {
-        let mut tensors = weights.tensors()?;
-        tensors.extend(optimiser.state()?);
-        save_tensors_atomic(&checkpoint, &tensors)?;
+        weights.save_with(&checkpoint, optimiser.state()?)?;
         events(TrainEvent::Checkpoint {
             step,
             path: checkpoint.clone(),
@@ -405,44 +374,12 @@ pub fn train_subject(
     Ok(weights)
 }
 
-/// The references' and the all-zero image's features at every pose block, with the class
-/// prompt (`a photo of a <class word>`): the features then do not depend on the token row
-/// being learned, so a resumed run sees the same features as the uninterrupted one.
-fn reference_cache(
-    run: &Run<'_>,
-    blocks: &PoseBlocks,
-    weights: &SubjectWeights,
-) -> Result<ReferenceCache> {
-    let unet = &run.components.unet;
-    let prompt = run
-        .encode(&run.class_ids, &weights.token_embedding()?)?
-        .detach();
-    let flat = |v: &View| -> Result<Tensor> {
-        Ok(if v.latents.rank() == 5 {
-            v.latents.squeeze(2)?
-        } else {
-            v.latents.clone()
-        })
-    };
-    let latents = Tensor::cat(&run.views.iter().map(flat).collect::<Result<Vec<_>>>()?, 0)?;
-    let zero_image = image::RgbaImage::from_pixel(
-        run.views[0].image.dim(2)? as u32,
-        run.views[0].image.dim(1)? as u32,
-        image::Rgba([0, 0, 0, 255]),
-    );
-    let size = zero_image.width();
-    let zero = prepare_view(run.components, &zero_image, None, size)?;
-    Ok(ReferenceCache {
-        references: ReferenceFeatures::compute(unet, blocks, &latents, &prompt)?,
-        empty: ReferenceFeatures::compute(unet, blocks, &flat(&zero)?, &prompt)?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::camera::{ImageSize, Intrinsics, look_at};
     use crate::model::{ComputeSettings, WeightVariant};
+    use candle_core::Device;
     use glam::Vec3;
 
     struct Scratch(PathBuf);
@@ -522,6 +459,24 @@ mod tests {
         }
     }
 
+    /// Trains `subject` with `settings`, ignoring progress.
+    fn run_steps(
+        c: &DiffusionComponents,
+        subject: &Subject,
+        regularisation: &[image::RgbaImage],
+        settings: &TrainSettings,
+    ) -> SubjectWeights {
+        train_subject(
+            c,
+            subject,
+            regularisation,
+            settings,
+            &mut |_| {},
+            &CancelToken::new(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn training_reports_checkpoints_resumes_exactly_and_cancels() {
         let c = components();
@@ -572,18 +527,7 @@ mod tests {
 
         // Interrupted after 2 steps, then resumed to 4: the same weights.
         let (_b, resumed) = subject("resumed");
-        let run = |steps| {
-            train_subject(
-                &c,
-                &resumed,
-                &regularisation,
-                &settings(steps),
-                &mut |_| {},
-                &CancelToken::new(),
-            )
-            .unwrap()
-        };
-        run(2);
+        run_steps(&c, &resumed, &regularisation, &settings(2));
         let mut later = Vec::new();
         let finished = train_subject(
             &c,
@@ -607,12 +551,33 @@ mod tests {
         let loaded = SubjectWeights::load(
             &resumed.weights_path,
             &c.unet,
-            &settings(4).pose,
             c.text_encoder.config().hidden_size,
             &Device::Cpu,
         )
         .unwrap();
         assert_eq!(loaded.tensors().unwrap().len(), a.len());
+        assert_eq!(loaded.info().reference_resolution, 16);
+        assert_eq!(loaded.config(), &settings(4).pose);
+
+        // Resuming with other settings names the checkpoint and what differs.
+        let (_d, changed) = subject("changed");
+        run_steps(&c, &changed, &regularisation, &settings(2));
+        let mut other = settings(4);
+        other.resolution = 32;
+        let err = train_subject(
+            &c,
+            &changed,
+            &regularisation,
+            &other,
+            &mut |_| {},
+            &CancelToken::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("checkpoint.safetensors") && err.contains("resolution 16 instead of 32"),
+            "{err}"
+        );
 
         // Cancelled before the first step.
         let (_c, cancelled) = subject("cancelled");

@@ -49,9 +49,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Saves named tensors as safetensors at `path`, atomically.
 pub fn save_tensors_atomic(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    save_tensors_with_metadata(path, tensors, None)
+}
+
+/// Saves named tensors as safetensors at `path`, atomically, with `metadata` as the file's
+/// `__metadata__` string map (what the tensors are for, read back with [`load_metadata`]).
+pub fn save_tensors_with_metadata(
+    path: &Path,
+    tensors: &HashMap<String, Tensor>,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
     let temp = temp_path(path);
     let result = (|| {
-        candle_core::safetensors::save(tensors, &temp)?;
+        safetensors::serialize_to_file(tensors, metadata, &temp)
+            .map_err(candle_core::Error::from)?;
         let file = std::fs::File::open(&temp).map_err(|e| io_error(&temp, e))?;
         file.sync_all().map_err(|e| io_error(&temp, e))?;
         std::fs::rename(&temp, path).map_err(|e| io_error(path, e))
@@ -73,6 +84,44 @@ pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tens
         name: path.display().to_string(),
         reason: format!("not a readable safetensors file: {e}"),
     })
+}
+
+/// Headers larger than this are not safetensors headers (the format caps them at 100 MB).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The `__metadata__` string map of the safetensors file `path` (empty when it has none),
+/// read from the header alone.
+pub fn load_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    use std::io::Read;
+    let invalid = |reason: String| ModelError::InvalidInput {
+        name: path.display().to_string(),
+        reason,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ModelError::MissingFile {
+            path: path.to_path_buf(),
+        },
+        _ => io_error(path, e),
+    })?;
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length)
+        .map_err(|_| invalid("not a safetensors file: shorter than its header length".into()))?;
+    let length = u64::from_le_bytes(length);
+    if length > MAX_HEADER_BYTES {
+        return Err(invalid(format!(
+            "not a safetensors file: header length {length} is implausible"
+        )));
+    }
+    let mut header = vec![0u8; length as usize];
+    file.read_exact(&mut header)
+        .map_err(|_| invalid("not a safetensors file: truncated header".into()))?;
+    let header: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| invalid(format!("not a safetensors file: malformed header: {e}")))?;
+    match header.get("__metadata__") {
+        None => Ok(HashMap::new()),
+        Some(value) => serde_json::from_value(value.clone())
+            .map_err(|e| invalid(format!("malformed `__metadata__`: {e}"))),
+    }
 }
 
 /// The tensor `name` of a loaded file, checked against `shape`.
@@ -137,6 +186,32 @@ mod tests {
         assert!(matches!(
             take_tensor(&loaded, "a.weight", &[3, 2], &path),
             Err(ModelError::ShapeMismatch { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn metadata_round_trips_and_is_empty_when_absent() {
+        let dir = scratch("metadata");
+        let path = dir.join("described.safetensors");
+        let map = HashMap::from([(
+            "w".to_string(),
+            Tensor::ones((2, 2), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        )]);
+        let metadata = HashMap::from([("purpose".to_string(), "test".to_string())]);
+        save_tensors_with_metadata(&path, &map, Some(metadata.clone())).unwrap();
+        assert_eq!(load_metadata(&path).unwrap(), metadata);
+        assert_eq!(load_tensors(&path, &Device::Cpu).unwrap().len(), 1);
+        save_tensors_atomic(&path, &map).unwrap();
+        assert!(load_metadata(&path).unwrap().is_empty());
+        std::fs::write(&path, b"nope").unwrap();
+        assert!(matches!(
+            load_metadata(&path),
+            Err(ModelError::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            load_metadata(&dir.join("absent.safetensors")),
+            Err(ModelError::MissingFile { .. })
         ));
         let _ = std::fs::remove_dir_all(&dir);
     }

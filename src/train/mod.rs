@@ -8,7 +8,10 @@ pub mod denoising;
 pub mod init;
 
 pub use adamw::{AdamW, AdamWConfig};
-pub use checkpoint::{load_tensors, save_tensors_atomic, take_tensor, write_atomic};
+pub use checkpoint::{
+    load_metadata, load_tensors, save_tensors_atomic, save_tensors_with_metadata, take_tensor,
+    write_atomic,
+};
 pub use denoising::{
     DenoisingBatch, TimestepSampling, denoising_loss, masked_mse, noised_and_target,
 };

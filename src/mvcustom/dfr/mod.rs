@@ -19,10 +19,12 @@ use candle_core::{DType, Tensor};
 
 pub use geometry::{AnchorGeometry, GridGeometry};
 
+use super::request::view_maps;
 use super::text_to_video::StepFeatureHook;
 use crate::diffusion::StepInfo;
 use crate::model::ModelError;
 use crate::model::hook::{FeatureHook, HookPoint, HookSite};
+use crate::render::ViewMaps;
 
 /// The [`StepFeatureHook`] that applies depth-aware feature rendering.
 ///
@@ -79,6 +81,19 @@ impl DfrHook {
     /// The geometry the hook renders through.
     pub fn geometry(&self) -> &AnchorGeometry {
         &self.geometry
+    }
+
+    /// The visibility masks M of every view at each grid of the replaced layers, finest
+    /// first: 1 where the view sees the anchor mesh, 0 elsewhere and in the anchor view.
+    pub fn visibility_maps(&self) -> super::Result<Vec<ViewMaps>> {
+        let mut grids: Vec<(usize, usize)> = self.layers.values().copied().collect();
+        grids.sort_unstable_by(|a, b| (b.0 * b.1).cmp(&(a.0 * a.1)).then(b.cmp(a)));
+        grids.dedup();
+        grids
+            .into_iter()
+            .filter_map(|grid| self.geometry.grid(grid))
+            .map(|g| view_maps(g.visibility()))
+            .collect()
     }
 
     /// `[B·F, C, h, w]` features with every half's non-anchor views replaced by rendered
