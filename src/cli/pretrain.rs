@@ -243,11 +243,11 @@ impl LossLog {
                 let smoothed = self.smoothed.map_or(loss, |s| 0.98 * s + 0.02 * loss);
                 self.smoothed = Some(smoothed);
                 if !self.quiet && (completed % 10 == 0 || completed == total) {
-                    let done = completed - self.first_step;
                     let line = step_line(
-                        done,
-                        total - self.first_step,
+                        completed,
+                        total,
                         self.started.elapsed().as_secs_f64(),
+                        completed - self.first_step,
                     );
                     eprintln!("{line}  step {completed}  loss {smoothed:.4} (smoothed)");
                 }
