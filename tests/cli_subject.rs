@@ -1,6 +1,6 @@
 //! End-to-end subject workflow of the `mvcustom` binary on the tiny AnimateDiff fixture model
 //! (`<crate>/../shared/fixtures/parity/animatediff_pipeline_tiny`, or under
-//! `MVCUSTOM_PARITY_DIR`): a subject built from procedural-world renders of a demo subject is
+//! `MVCUSTOM_PARITY_DIR`): the toy robot's demo subject folder (procedural-world renders) is
 //! trained for a few steps (and resumed), inspected, then generated in four views with depth
 //! from the world renderer; files, sizes and reports are checked, and bad subject arguments
 //! fail naming what is at fault.
@@ -8,18 +8,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bevy_mvcustom::camera::PinholeCamera;
 use bevy_mvcustom::cli::depth::encode_npy;
-use bevy_mvcustom::world::{
-    Clip, DemoSubject, RenderSettings, Split, TrajectorySampler, object_mask_id,
-};
+use bevy_mvcustom::mvcustom::{DemoSubjectOptions, write_demo_subject};
+use bevy_mvcustom::world::{Clip, DemoSubject, RenderSettings, Split, TrajectorySampler};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mvcustom");
 const SIZE: u32 = 32;
-/// Views rendered from the world: references at even indices, targets at odd ones.
-const RENDERED: usize = 8;
-const TOKEN: &str = "<robot>";
+const TOKEN: &str = "<toy_robot>";
 
 fn tiny_model() -> PathBuf {
     let root = std::env::var_os("MVCUSTOM_PARITY_DIR")
@@ -71,62 +67,38 @@ fn json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// The toy robot rendered along one trajectory: the subject folder gets the references
-/// (images, instance masks, inline cameras in `robot.ron`), the targets' cameras
-/// (`targets.ron`) and the z-depth of the target that will be the DFR anchor (`anchor.npy`,
-/// sky replaced by twice the farthest surface). Returns the definition and the anchor depth.
+/// The toy robot's subject folder as `mvcustom demo-subject` writes it (four references
+/// around the subject), plus the cameras of four targets on a held-out evaluation scene of the
+/// robot (`targets.ron`) and the z-depth of the target that will be the DFR anchor
+/// (`anchor.npy`, sky replaced by twice the farthest surface). Returns the definition and the
+/// anchor depth.
 fn build_subject(dir: &Path) -> (PathBuf, Vec<f32>) {
+    let options = DemoSubjectOptions {
+        references: 4,
+        size: SIZE,
+        ..Default::default()
+    };
+    let definition = write_demo_subject(DemoSubject::ToyRobot, dir, &options).unwrap();
     let trajectories = TrajectorySampler {
-        views: RENDERED as u32,
+        views: 4,
         width: SIZE,
         height: SIZE,
         ..Default::default()
     };
-    let sampler = Split::Eval.subject_sampler(DemoSubject::ToyRobot);
     let clip = Clip::sample(
         Split::Eval.seed(3).unwrap(),
-        &sampler,
+        &Split::Eval.subject_sampler(DemoSubject::ToyRobot),
         &trajectories,
         &RenderSettings::default(),
     )
     .unwrap();
-    let mut entries = Vec::new();
-    for i in (0..RENDERED).step_by(2) {
-        let frame = &clip.frames[i];
-        let image = format!("images/ref_{i}.png");
-        let mask = format!("masks/ref_{i}.png");
-        std::fs::create_dir_all(dir.join("images")).unwrap();
-        std::fs::create_dir_all(dir.join("masks")).unwrap();
-        frame.rgb.save(dir.join(&image)).unwrap();
-        let subject_id = object_mask_id(0);
-        image::GrayImage::from_fn(SIZE, SIZE, |x, y| {
-            image::Luma([255 * u8::from(frame.mask.get_pixel(x, y).0[0] == subject_id)])
-        })
-        .save(dir.join(&mask))
-        .unwrap();
-        entries.push(format!(
-            "(image: {image:?}, mask: Some({mask:?}), camera: Some({}))",
-            ron::ser::to_string(&clip.cameras[i]).unwrap()
-        ));
-    }
-    let definition = dir.join("robot.ron");
-    std::fs::write(
-        &definition,
-        format!(
-            "(token: {TOKEN:?}, class_word: \"toy robot\", references: [\n    {}\n])\n",
-            entries.join(",\n    ")
-        ),
-    )
-    .unwrap();
-
-    let targets: Vec<PinholeCamera> = (1..RENDERED).step_by(2).map(|i| clip.cameras[i]).collect();
     std::fs::write(
         dir.join("targets.ron"),
-        ron::ser::to_string(&targets).unwrap(),
+        ron::ser::to_string(&clip.cameras).unwrap(),
     )
     .unwrap();
-    // The default anchor is the middle target: index 2 of 4, rendered view 5.
-    let depth = clip.frames[5].depth.data();
+    // The default anchor is the middle target: index 2 of 4.
+    let depth = clip.frames[2].depth.data();
     let far = depth.iter().copied().fold(0.0f32, f32::max);
     let depth: Vec<f32> = depth
         .iter()
@@ -166,9 +138,9 @@ fn train(definition: &Path, steps: u32) -> Output {
 fn train_then_generate_views_of_the_subject() {
     let dir = scratch("workflow");
     let (definition, depth) = build_subject(&dir.0);
-    let weights = dir.0.join("robot.safetensors");
-    let checkpoint = dir.0.join("robot.checkpoint.safetensors");
-    let train_report = dir.0.join("robot.train.json");
+    let weights = dir.0.join("toy_robot.safetensors");
+    let checkpoint = dir.0.join("toy_robot.checkpoint.safetensors");
+    let train_report = dir.0.join("toy_robot.train.json");
 
     // Train three steps.
     let output = train(&definition, 3);
@@ -478,7 +450,7 @@ fn bad_subject_arguments_name_what_is_at_fault() {
             path(&out),
         ],
         1,
-        &["robot.safetensors", "train it first"],
+        &["toy_robot.safetensors", "train it first"],
     );
     // Weights of another placement than the model has: no block at level 5.
     assert_fails(

@@ -11,6 +11,7 @@ pub mod args;
 pub mod atomic;
 pub mod bench;
 pub mod cameras;
+pub mod demo_subject;
 pub mod depth;
 pub mod error;
 pub mod generate;
@@ -72,6 +73,12 @@ pub enum Command {
     /// Train a model folder's networks from scratch on the procedural world (how the
     /// embedded default model is made); resumable.
     Pretrain(pretrain::PretrainArgs),
+    /// Write the subject folder of a procedural demo subject (reference renders, masks,
+    /// cameras and a `<name>.subject.ron` definition) for `mvcustom train`.
+    #[command(
+        after_help = "Examples:\n  mvcustom demo-subject toy_robot --out assets/subjects/toy_robot\n  mvcustom demo-subject patterned_vase --references 12 --size 64 --seed 3 --force"
+    )]
+    DemoSubject(demo_subject::DemoSubjectArgs),
 }
 
 /// Runs a parsed command line.
@@ -82,6 +89,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Inspect(args) => inspect::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Pretrain(args) => pretrain::run(args),
+        Command::DemoSubject(args) => demo_subject::run(args),
     }
 }
 

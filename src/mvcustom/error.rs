@@ -47,6 +47,9 @@ pub enum MvError {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// The procedural world could not draw or render a scene (demo subjects, evaluation).
+    #[error(transparent)]
+    World(#[from] crate::world::WorldError),
 }
 
 impl From<DiffusionError> for MvError {
