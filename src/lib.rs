@@ -38,7 +38,7 @@ pub mod prelude {
     pub use crate::plugin::{
         CancelShot, ComputeDevice, GenerateShot, GenerationState, ModelLoadFailed, MvCustom,
         MvCustomCommandsExt, MvCustomPlugin, MvCustomShot, MvCustomStatus, MvCustomSystems,
-        Precision, ShotCancelled, ShotDefaults, ShotFailed, ShotFinished, ShotViews,
+        Precision, ShotCancelled, ShotDefaults, ShotFailed, ShotFinished, ShotViews, SubjectAsset,
     };
 }
 

@@ -156,6 +156,7 @@ impl ViewGenerator for Recorder {
     fn generate(
         &self,
         request: &GenerationRequest,
+        _subject: Option<&SubjectAsset>,
         events: &mut dyn FnMut(GenerationEvent),
         _cancel: &CancelToken,
     ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {
@@ -177,6 +178,7 @@ impl ViewGenerator for Slow {
     fn generate(
         &self,
         request: &GenerationRequest,
+        _subject: Option<&SubjectAsset>,
         events: &mut dyn FnMut(GenerationEvent),
         cancel: &CancelToken,
     ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {
@@ -211,6 +213,7 @@ impl ViewGenerator for Gated {
     fn generate(
         &self,
         request: &GenerationRequest,
+        _subject: Option<&SubjectAsset>,
         events: &mut dyn FnMut(GenerationEvent),
         cancel: &CancelToken,
     ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {
@@ -242,6 +245,7 @@ impl ViewGenerator for Panics {
     fn generate(
         &self,
         _request: &GenerationRequest,
+        _subject: Option<&SubjectAsset>,
         _events: &mut dyn FnMut(GenerationEvent),
         _cancel: &CancelToken,
     ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {

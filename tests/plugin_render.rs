@@ -48,6 +48,7 @@ impl ViewGenerator for Recorder {
     fn generate(
         &self,
         request: &GenerationRequest,
+        _subject: Option<&SubjectAsset>,
         _events: &mut dyn FnMut(GenerationEvent),
         _cancel: &CancelToken,
     ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {

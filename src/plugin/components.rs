@@ -8,6 +8,7 @@ use bevy::math::UVec2;
 use bevy::prelude::{Component, ReflectComponent, ReflectDefault};
 use bevy::reflect::{Reflect, ReflectDeserialize, ReflectSerialize, impl_reflect_opaque};
 
+use super::assets::SubjectAsset;
 use crate::mvcustom::{Stage, Techniques};
 
 impl_reflect_opaque!((in bevy_mvcustom::mvcustom as Techniques) crate::mvcustom::Techniques(
@@ -32,7 +33,8 @@ impl_reflect_opaque!((in bevy_mvcustom::mvcustom as Stage) crate::mvcustom::Stag
 #[derive(Component, Reflect, Clone, Debug, Default, PartialEq)]
 #[reflect(Component, Default, Debug, PartialEq)]
 pub struct MvCustomShot {
-    /// The prompt (naming a trained subject by its token, once subjects exist).
+    /// The prompt, naming the shot's subject (if any) by its token: `a photo of <teddy> on
+    /// a beach`.
     pub prompt: String,
     /// What to steer away from ("" for nothing).
     pub negative_prompt: String,
@@ -51,6 +53,10 @@ pub struct MvCustomShot {
     pub preview_every: Option<u32>,
     /// Which of MVCustom's techniques to use.
     pub techniques: Techniques,
+    /// The trained subject to generate (`None`: the prompt alone). A generation waits,
+    /// queued, while the subject loads; one whose subject failed to load, or has no trained
+    /// weights yet, fails with the reason.
+    pub subject: Option<Handle<SubjectAsset>>,
     /// The camera whose features are rendered into the others (depth-aware feature
     /// rendering); `None`: the middle view. Must be one of this shot's cameras.
     #[entities]
@@ -105,6 +111,12 @@ impl MvCustomShot {
     /// The same shot with these technique switches.
     pub fn with_techniques(mut self, techniques: Techniques) -> Self {
         self.techniques = techniques;
+        self
+    }
+
+    /// The same shot generating this subject.
+    pub fn with_subject(mut self, subject: Handle<SubjectAsset>) -> Self {
+        self.subject = Some(subject);
         self
     }
 

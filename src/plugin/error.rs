@@ -52,6 +52,36 @@ pub enum PluginError {
         /// The anchor it names.
         anchor: Entity,
     },
+    /// The shot's subject failed to load (its file, or a file it names, is missing or
+    /// malformed): the loader's error names the file and field.
+    #[error("shot {shot}: subject {path}: {reason}")]
+    SubjectLoad {
+        /// The shot.
+        shot: Entity,
+        /// The subject's asset path.
+        path: String,
+        /// The loader's error.
+        reason: String,
+    },
+    /// The shot's subject handle points at no asset (it was removed).
+    #[error("shot {shot}: its subject asset does not exist (removed?)")]
+    SubjectMissing {
+        /// The shot.
+        shot: Entity,
+    },
+    /// The shot's subject has no trained weights yet.
+    #[error(
+        "shot {shot}: subject {path} is not trained yet (no weights file {weights}); train it \
+         first (`TrainSubject`)"
+    )]
+    UntrainedSubject {
+        /// The shot.
+        shot: Entity,
+        /// The subject's asset path.
+        path: String,
+        /// Where its weights would be.
+        weights: String,
+    },
     /// A Bevy image cannot be turned into RGBA8 pixels.
     #[error("image: {reason}")]
     Image {

@@ -7,6 +7,10 @@
 //! handle of its generated view; [`ShotFinished`], [`ShotFailed`] and [`ShotCancelled`]
 //! report the end.
 //!
+//! Subjects are assets: load a subject definition (`*.subject.ron`, see [`assets`]) with the
+//! `AssetServer` and give its handle to [`MvCustomShot::subject`]; it loads with its
+//! reference images and trained weights, and hot-reloads when its files change.
+//!
 //! Inference runs in `AsyncComputeTaskPool` tasks polled each frame, so the frame loop never
 //! waits on the model; the model is loaded once, on the first generation's task (or at
 //! start-up when asked), and shared. This is the only layer, with
@@ -17,6 +21,7 @@
 //! the feature renderer. The egui control panel is a separate plugin, `ui::MvCustomUiPlugin`
 //! (feature `ui`), so that headless apps do without egui.
 
+pub mod assets;
 pub mod components;
 pub mod depth;
 pub mod error;
@@ -43,6 +48,7 @@ use bevy::math::UVec2;
 use bevy::prelude::{IntoScheduleConfigs, SystemSet};
 use bevy::transform::TransformSystems;
 
+pub use assets::{SUBJECT_EXTENSION, SubjectAsset, SubjectLoader};
 pub use components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
 pub use depth::{DepthConversion, SceneDepthRequest};
 pub use error::PluginError;
@@ -218,17 +224,18 @@ impl Plugin for MvCustomPlugin {
 
     fn finish(&self, app: &mut App) {
         depth::setup(app);
+        if !app.world().contains_resource::<bevy::asset::AssetServer>() {
+            error!(
+                "MvCustomPlugin needs AssetPlugin (part of DefaultPlugins; add it after \
+                 MinimalPlugins in a headless app) to store generated views and load subjects"
+            );
+            return;
+        }
+        assets::register(app);
         // `ImagePlugin` (in `DefaultPlugins`) registers the image assets; a headless app with
         // only `AssetPlugin` gets them here.
         if !app.world().contains_resource::<Assets<Image>>() {
-            if app.world().contains_resource::<bevy::asset::AssetServer>() {
-                app.init_asset::<Image>();
-            } else {
-                error!(
-                    "MvCustomPlugin needs AssetPlugin (part of DefaultPlugins; add it after \
-                     MinimalPlugins in a headless app) to store generated views"
-                );
-            }
+            app.init_asset::<Image>();
         }
     }
 }

@@ -7,35 +7,84 @@ use bevy::log::{error, info, warn};
 use bevy::prelude::{Commands, Event, Res, ResMut, Resource};
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
+use super::assets::SubjectAsset;
 use super::error::PluginError;
 use super::settings::{Compute, ModelSource};
 use super::tasks::catch_panics;
 use crate::diffusion::CancelToken;
-use crate::mvcustom::{GeneratedViews, GenerationEvent, GenerationRequest, MvPipeline, Result};
+use crate::mvcustom::train::{TrainEvent, TrainSettings, train_subject};
+use crate::mvcustom::{
+    GeneratedViews, GenerationEvent, GenerationRequest, MvError, MvPipeline, Result, Subject,
+};
 use crate::render::{FeatureRenderer, GpuContext, RenderSettings};
 
-/// Something that generates consistent views for a request: [`MvPipeline`] in an app, or
-/// anything else the app plugs in with [`ModelSource::Generator`]. Called on a task-pool
-/// thread; it may take long, should check `cancel` between steps and report progress
-/// through `events`.
+/// Something that generates consistent views for a request, and trains subjects:
+/// [`MvPipeline`] in an app, or anything else the app plugs in with
+/// [`ModelSource::Generator`]. Called on a task-pool thread; it may take long, should check
+/// `cancel` between steps and report progress through `events`.
 pub trait ViewGenerator: Send + Sync + 'static {
-    /// Generates one view per camera of `request`, in request order.
+    /// Generates one view per camera of `request`, in request order, of `subject` when the
+    /// shot has one (loaded, with its trained weights).
     fn generate(
         &self,
         request: &GenerationRequest,
+        subject: Option<&SubjectAsset>,
         events: &mut dyn FnMut(GenerationEvent),
         cancel: &CancelToken,
     ) -> Result<GeneratedViews>;
+
+    /// Trains `subject` (its `weights_path` is where the weights go, beside their
+    /// checkpoint, from which a run resumes), reporting each step through `events`. A
+    /// generator that cannot train (the default) fails with the reason.
+    fn train_subject(
+        &self,
+        subject: &Subject,
+        settings: &TrainSettings,
+        events: &mut dyn FnMut(TrainEvent),
+        cancel: &CancelToken,
+    ) -> Result<()> {
+        let _ = (subject, settings, events, cancel);
+        Err(MvError::request(
+            "generator",
+            "this generator does not train subjects",
+        ))
+    }
 }
 
 impl ViewGenerator for MvPipeline {
     fn generate(
         &self,
         request: &GenerationRequest,
+        subject: Option<&SubjectAsset>,
         events: &mut dyn FnMut(GenerationEvent),
         cancel: &CancelToken,
     ) -> Result<GeneratedViews> {
-        MvPipeline::generate(self, request, events, cancel)
+        // Generation does not take subjects yet (the method layer is being extended): the
+        // views come from the prompt alone, and the caller is told.
+        let notice = subject.map(|subject| {
+            format!(
+                "subject {} ({}) not used: MvPipeline does not generate subjects yet; the \
+                 views follow the prompt alone",
+                subject.subject().token,
+                subject.path()
+            )
+        });
+        if let Some(notice) = &notice {
+            events(GenerationEvent::Notice(notice.clone()));
+        }
+        let mut views = MvPipeline::generate(self, request, events, cancel)?;
+        views.notices.extend(notice);
+        Ok(views)
+    }
+
+    fn train_subject(
+        &self,
+        subject: &Subject,
+        settings: &TrainSettings,
+        events: &mut dyn FnMut(TrainEvent),
+        cancel: &CancelToken,
+    ) -> Result<()> {
+        train_subject(self.components(), subject, &[], settings, events, cancel).map(drop)
     }
 }
 

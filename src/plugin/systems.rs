@@ -2,16 +2,18 @@
 //! [`GenerateShot`], start from the cameras' poses, poll progress and results into statuses
 //! and images, cancel on request or when the shot or a camera goes away.
 
-use bevy::asset::Assets;
+use bevy::asset::{AssetLoadError, AssetServer, Assets, Handle, LoadState};
 use bevy::camera::{Camera, Projection};
 use bevy::core_pipeline::prepass::DepthPrepass;
 use bevy::ecs::entity::Entity;
+use bevy::ecs::system::SystemParam;
 use bevy::image::Image;
 use bevy::log::warn;
 use bevy::math::UVec2;
 use bevy::prelude::{Commands, Has, On, Query, Remove, Res, ResMut, With};
 use bevy::transform::components::GlobalTransform;
 
+use super::assets::SubjectAsset;
 use super::components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
 use super::depth::{SceneDepthCapture, request_depth};
 use super::error::PluginError;
@@ -178,8 +180,67 @@ fn ensure_image(status: &mut MvCustomStatus, images: &mut Assets<Image>, size: U
     }
 }
 
+/// Where a shot's subject stands when its generation is to start.
+enum ShotSubject {
+    /// Ready: none, or loaded with its weights.
+    Ready(Option<SubjectAsset>),
+    /// Still loading (or reloading): the generation waits, queued.
+    Loading,
+    /// Unusable: the generation fails with this error.
+    Failed(PluginError),
+}
+
+/// The state of `shot`'s subject `handle` in the asset server and the subject assets.
+fn shot_subject(
+    shot: Entity,
+    handle: Option<&Handle<SubjectAsset>>,
+    subjects: Option<&Assets<SubjectAsset>>,
+    server: Option<&AssetServer>,
+) -> ShotSubject {
+    let Some(handle) = handle else {
+        return ShotSubject::Ready(None);
+    };
+    let path = || {
+        handle
+            .path()
+            .map_or_else(|| format!("{:?}", handle.id()), ToString::to_string)
+    };
+    match server.map(|server| server.load_state(handle)) {
+        Some(LoadState::Failed(error)) => {
+            let reason = match error.as_ref() {
+                AssetLoadError::AssetLoaderError(e) => e.error().to_string(),
+                other => other.to_string(),
+            };
+            return ShotSubject::Failed(PluginError::SubjectLoad {
+                shot,
+                path: path(),
+                reason,
+            });
+        }
+        Some(LoadState::Loading) => return ShotSubject::Loading,
+        _ => {}
+    }
+    match subjects.and_then(|subjects| subjects.get(handle)) {
+        Some(subject) if subject.weights().is_some() => ShotSubject::Ready(Some(subject.clone())),
+        Some(subject) => ShotSubject::Failed(PluginError::UntrainedSubject {
+            shot,
+            path: subject.path().to_string(),
+            weights: subject.subject().weights_path.display().to_string(),
+        }),
+        None => ShotSubject::Failed(PluginError::SubjectMissing { shot }),
+    }
+}
+
+/// The subject assets and the server loading them, when the app has them.
+#[derive(SystemParam)]
+pub(crate) struct SubjectAssets<'w> {
+    subjects: Option<Res<'w, Assets<SubjectAsset>>>,
+    server: Option<Res<'w, AssetServer>>,
+}
+
 /// Starts every queued generation from its cameras' poses now (after transform propagation
-/// and camera updates, so the poses are this frame's).
+/// and camera updates, so the poses are this frame's). A generation whose subject is still
+/// loading stays queued.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn start_generations(
     mut commands: Commands,
@@ -196,11 +257,25 @@ pub(crate) fn start_generations(
     model: Res<MvCustomModel>,
     workers: Res<GenerationWorkers>,
     mut depth_capture: Option<ResMut<SceneDepthCapture>>,
+    subject_assets: SubjectAssets,
 ) {
     for (shot, settings, views, mut task) in &mut shots {
         if !task.is_queued() {
             continue;
         }
+        let subject = match shot_subject(
+            shot,
+            settings.subject.as_ref(),
+            subject_assets.subjects.as_deref(),
+            subject_assets.server.as_deref(),
+        ) {
+            ShotSubject::Ready(subject) => subject,
+            ShotSubject::Loading => continue,
+            ShotSubject::Failed(error) => {
+                fail_shot(&mut commands, shot, cameras_of(views), &mut statuses, error);
+                continue;
+            }
+        };
         let parts = cameras_of(views)
             .iter()
             .filter_map(|&entity| {
@@ -242,9 +317,9 @@ pub(crate) fn start_generations(
                             total: request.steps,
                         };
                         set_states(&ordered, &mut statuses, &waiting);
-                        task.await_depth(request, ordered, pending);
+                        task.await_depth(request, subject, ordered, pending);
                     }
-                    None => task.start(&model, &workers, request, ordered),
+                    None => task.start(&model, &workers, request, subject, ordered),
                 }
             }
             Err(error) => fail_shot(&mut commands, shot, cameras_of(views), &mut statuses, error),

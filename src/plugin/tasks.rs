@@ -13,6 +13,7 @@ use bevy::platform::cell::SyncCell;
 use bevy::prelude::{Component, Resource};
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
+use super::assets::SubjectAsset;
 use super::depth::PendingDepth;
 use super::error::PluginError;
 use super::model::MvCustomModel;
@@ -44,6 +45,7 @@ enum TaskState {
 /// A request whose poses are read, waiting for its anchor depth to start.
 struct AwaitingDepth {
     request: GenerationRequest,
+    subject: Option<SubjectAsset>,
     views: Vec<Entity>,
     depth: PendingDepth,
 }
@@ -113,11 +115,13 @@ impl GenerationTask {
     pub(crate) fn await_depth(
         &mut self,
         request: GenerationRequest,
+        subject: Option<SubjectAsset>,
         views: Vec<Entity>,
         depth: PendingDepth,
     ) {
         self.state = TaskState::AwaitingDepth(Box::new(AwaitingDepth {
             request,
+            subject,
             views,
             depth,
         }));
@@ -142,21 +146,25 @@ impl GenerationTask {
         match std::mem::replace(&mut self.state, TaskState::Queued) {
             TaskState::AwaitingDepth(awaiting) => {
                 let AwaitingDepth {
-                    mut request, views, ..
+                    mut request,
+                    subject,
+                    views,
+                    ..
                 } = *awaiting;
                 request.anchor_depth = depth;
-                self.start(model, workers, request, views);
+                self.start(model, workers, request, subject, views);
             }
             other => self.state = other,
         }
     }
 
-    /// Starts generating `request` for `views` on the async compute pool.
+    /// Starts generating `request` (of `subject`) for `views` on the async compute pool.
     pub(crate) fn start(
         &mut self,
         model: &MvCustomModel,
         workers: &GenerationWorkers,
         request: GenerationRequest,
+        subject: Option<SubjectAsset>,
         views: Vec<Entity>,
     ) {
         let (sender, receiver) = channel();
@@ -173,7 +181,7 @@ impl GenerationTask {
                     // The receiver is gone only once the generation was dropped (cancelled).
                     let _ = sender.send(event);
                 };
-                Ok(generator.generate(&request, &mut events, &token)?)
+                Ok(generator.generate(&request, subject.as_ref(), &mut events, &token)?)
             })
         });
         self.state = TaskState::Running(RunningGeneration {

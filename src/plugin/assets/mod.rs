@@ -1,0 +1,16 @@
+//! The plugin's RON assets: subject definitions ([`SubjectAsset`], `*.subject.ron`) with
+//! their images and trained weights. They hot-reload like any Bevy asset when the app
+//! watches for changes (`AssetPlugin { watch_for_changes_override: Some(true), .. }`).
+
+pub mod subject;
+
+use bevy::app::App;
+use bevy::asset::AssetApp;
+
+pub use subject::{SUBJECT_EXTENSION, SubjectAsset, SubjectLoader};
+
+/// Registers the asset types and their loaders.
+pub(crate) fn register(app: &mut App) {
+    app.init_asset::<SubjectAsset>()
+        .register_asset_loader(SubjectLoader);
+}

@@ -1,0 +1,152 @@
+//! Subjects as Bevy assets: a subject definition RON file (see
+//! [`subject`](crate::mvcustom::subject)) loaded with its reference images, masks, COLMAP
+//! model and, when it has been trained, its weights file, all read through the asset source
+//! so that editing any of them hot-reloads the subject.
+//!
+//! The loader claims the extension `subject.ron` (`teddy.subject.ron`); a definition with
+//! another name loads by type: `asset_server.load::<SubjectAsset>("subjects/teddy/subject.ron")`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bevy::asset::io::{AssetReaderError, Reader};
+use bevy::asset::{Asset, AssetLoader, AssetPath, LoadContext, ReadAssetBytesError};
+use bevy::reflect::TypePath;
+use candle_core::{Device, Tensor};
+
+use crate::mvcustom::{Subject, SubjectDefinition, SubjectError};
+
+/// The file extension the [`SubjectLoader`] claims.
+pub const SUBJECT_EXTENSION: &str = "subject.ron";
+
+/// A subject definition with everything it names, loaded: the [`Subject`] (references,
+/// masks, cameras, token, class word) and its learned weights when the weights file exists.
+///
+/// Paths inside (the subject's `path`, `weights_path`, its references' paths) are relative
+/// to the asset source's root, like the asset's own path; the weights tensors are checked
+/// against a model only when a generation uses them.
+#[derive(Asset, TypePath, Clone)]
+pub struct SubjectAsset {
+    path: AssetPath<'static>,
+    subject: Arc<Subject>,
+    weights: Option<Arc<HashMap<String, Tensor>>>,
+}
+
+impl std::fmt::Debug for SubjectAsset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubjectAsset")
+            .field("path", &self.path)
+            .field("token", &self.subject.token)
+            .field("references", &self.subject.references.len())
+            .field("weights", &self.weights.as_ref().map(|w| w.len()))
+            .finish()
+    }
+}
+
+impl SubjectAsset {
+    /// A subject asset from parts already loaded (an app building subjects in code);
+    /// `path` is what it is known by.
+    pub fn new(
+        path: AssetPath<'static>,
+        subject: Subject,
+        weights: Option<HashMap<String, Tensor>>,
+    ) -> Self {
+        Self {
+            path,
+            subject: Arc::new(subject),
+            weights: weights.map(Arc::new),
+        }
+    }
+
+    /// The definition's asset path.
+    pub fn path(&self) -> &AssetPath<'static> {
+        &self.path
+    }
+
+    /// The subject: token, class word, references with their cameras.
+    pub fn subject(&self) -> &Arc<Subject> {
+        &self.subject
+    }
+
+    /// The learned weights (every tensor of the weights file, on the CPU), or `None` when
+    /// the subject has not been trained yet (no weights file).
+    pub fn weights(&self) -> Option<&Arc<HashMap<String, Tensor>>> {
+        self.weights.as_ref()
+    }
+}
+
+/// Loads [`SubjectAsset`]s from subject definition RON files (registered by the plugin).
+#[derive(TypePath, Clone, Copy, Debug, Default)]
+pub struct SubjectLoader;
+
+impl AssetLoader for SubjectLoader {
+    type Asset = SubjectAsset;
+    type Settings = ();
+    type Error = SubjectError;
+
+    async fn load(
+        &self,
+        reader: &mut dyn Reader,
+        _settings: &(),
+        load_context: &mut LoadContext<'_>,
+    ) -> Result<SubjectAsset, SubjectError> {
+        let asset_path = load_context.path().clone_owned();
+        let path = asset_path.path().to_path_buf();
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| read_error(&path, e))?;
+        let text = String::from_utf8(bytes).map_err(|e| read_error(&path, e))?;
+        let definition = SubjectDefinition::parse(&text, &path)?;
+        let folder = path.parent().unwrap_or(Path::new(""));
+        let mut files = HashMap::new();
+        for file in definition.referenced_files(folder) {
+            let bytes = load_context
+                .read_asset_bytes(sibling(&asset_path, &file))
+                .await
+                .map_err(|e| read_error(&file, e))?;
+            files.insert(file, bytes);
+        }
+        let weights_path = definition.weights_path(&path);
+        let weights = match load_context
+            .read_asset_bytes(sibling(&asset_path, &weights_path))
+            .await
+        {
+            Ok(bytes) => Some(Arc::new(
+                candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+                    .map_err(|e| read_error(&weights_path, e))?,
+            )),
+            Err(ReadAssetBytesError::AssetReaderError(AssetReaderError::NotFound(_))) => None,
+            Err(e) => return Err(read_error(&weights_path, e)),
+        };
+        let subject = Subject::from_definition_with(definition, &path, &mut |file| {
+            files.get(file).cloned().ok_or_else(|| {
+                read_error(file, "not among the files the definition names (not read)")
+            })
+        })?;
+        Ok(SubjectAsset {
+            path: asset_path,
+            subject: Arc::new(subject),
+            weights,
+        })
+    }
+
+    fn extensions(&self) -> &[&str] {
+        &[SUBJECT_EXTENSION]
+    }
+}
+
+/// The asset path of `file` (a path relative to the source's root) in the source of `of`.
+fn sibling(of: &AssetPath<'static>, file: &Path) -> AssetPath<'static> {
+    AssetPath::from_path_buf(PathBuf::from(file)).with_source(of.source().clone_owned())
+}
+
+/// A read failure of `path`.
+fn read_error(path: &Path, e: impl std::fmt::Display) -> SubjectError {
+    SubjectError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}

@@ -1,0 +1,381 @@
+//! Subjects in the Bevy plugin, in headless apps: subject definitions loaded as assets with
+//! their images and weights, hot-reloaded when the file changes, bad files and untrained
+//! subjects failing their shots while the app keeps running.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bevy::asset::{AssetPlugin, AssetServer};
+use bevy::camera::{Camera, PerspectiveProjection, Projection};
+use bevy::image::ImagePlugin;
+use bevy::prelude::*;
+use bevy::transform::TransformPlugin;
+use bevy_mvcustom::camera::{ImageSize, Intrinsics, PinholeCamera, look_at};
+use bevy_mvcustom::diffusion::CancelToken;
+use bevy_mvcustom::mvcustom::{GeneratedViews, GenerationEvent, GenerationRequest};
+use bevy_mvcustom::plugin::ViewGenerator;
+use bevy_mvcustom::prelude::*;
+use candle_core::{Device, Tensor};
+
+/// How long any test waits for something before failing.
+const TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// A folder removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
+    let dir = std::env::temp_dir().join(format!(
+        "mvcustom-plugin-subjects-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("robot/images")).unwrap();
+    Scratch(dir)
+}
+
+fn reference_camera(angle: f32) -> PinholeCamera {
+    let eye = bevy::math::Vec3::new(2.0 * angle.sin(), 0.5, 2.0 * angle.cos());
+    look_at(
+        eye,
+        bevy::math::Vec3::ZERO,
+        bevy::math::Vec3::Y,
+        Intrinsics::from_vertical_fov(0.8, 16, 16).unwrap(),
+        ImageSize::new(16, 16).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The text of a definition with two references (inline cameras) and this token.
+fn definition(token: &str, class_word: &str) -> String {
+    let camera = |angle| ron::ser::to_string(&reference_camera(angle)).unwrap();
+    format!(
+        r#"(
+    token: "{token}",
+    class_word: "{class_word}",
+    references: [
+        (image: "images/a.png", mask: Some("images/a_mask.png"), camera: Some({})),
+        (image: "images/b.png", camera: Some({})),
+    ],
+)"#,
+        camera(0.0),
+        camera(1.0)
+    )
+}
+
+/// Writes the subject `robot/robot.subject.ron` with its images, and its weights file when
+/// `weights` holds a token row.
+fn write_subject(root: &Path, text: &str, weights: Option<&[f32]>) -> PathBuf {
+    let dir = root.join("robot");
+    image::RgbaImage::from_pixel(16, 16, image::Rgba([200, 10, 10, 255]))
+        .save(dir.join("images/a.png"))
+        .unwrap();
+    image::RgbaImage::from_pixel(16, 16, image::Rgba([10, 200, 10, 255]))
+        .save(dir.join("images/b.png"))
+        .unwrap();
+    image::GrayImage::from_fn(16, 16, |x, _| image::Luma([if x < 8 { 255 } else { 0 }]))
+        .save(dir.join("images/a_mask.png"))
+        .unwrap();
+    let path = dir.join("robot.subject.ron");
+    std::fs::write(&path, text).unwrap();
+    let weights_path = dir.join("robot.subject.safetensors");
+    match weights {
+        Some(row) => {
+            let tensors = HashMap::from([(
+                "token_embedding".to_string(),
+                Tensor::new(row, &Device::Cpu).unwrap(),
+            )]);
+            candle_core::safetensors::save(&tensors, &weights_path).unwrap();
+        }
+        None => {
+            let _ = std::fs::remove_file(&weights_path);
+        }
+    }
+    path
+}
+
+/// Records the subject each generation was given and answers with flat views.
+#[derive(Default)]
+struct Recorder {
+    subjects: Mutex<Vec<Option<String>>>,
+}
+
+impl ViewGenerator for Recorder {
+    fn generate(
+        &self,
+        request: &GenerationRequest,
+        subject: Option<&SubjectAsset>,
+        _events: &mut dyn FnMut(GenerationEvent),
+        _cancel: &CancelToken,
+    ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {
+        self.subjects
+            .lock()
+            .unwrap()
+            .push(subject.map(|s| s.subject().token.clone()));
+        let images = request
+            .cameras
+            .iter()
+            .map(|_| image::RgbaImage::new(request.width, request.height))
+            .collect();
+        Ok(GeneratedViews {
+            images,
+            timings: vec![],
+            anchor_depth: None,
+            notices: vec![],
+        })
+    }
+}
+
+/// The end-of-generation events and subject asset events seen by the app.
+#[derive(Resource, Default)]
+struct Reports {
+    finished: Vec<Entity>,
+    failed: Vec<(Entity, String)>,
+    modified: Vec<AssetId<SubjectAsset>>,
+}
+
+fn record_asset_events(
+    mut events: MessageReader<AssetEvent<SubjectAsset>>,
+    mut reports: ResMut<Reports>,
+) {
+    for event in events.read() {
+        if let AssetEvent::Modified { id } = event {
+            reports.modified.push(*id);
+        }
+    }
+}
+
+/// A headless app whose assets live in `root`, watched for changes.
+fn app(root: &Path, generator: std::sync::Arc<Recorder>) -> App {
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins,
+        AssetPlugin {
+            file_path: root.display().to_string(),
+            watch_for_changes_override: Some(true),
+            ..default()
+        },
+        ImagePlugin::default(),
+        TransformPlugin,
+        MvCustomPlugin::from_generator(generator).with_size(16, 16),
+    ));
+    app.init_resource::<Reports>()
+        .add_systems(Update, record_asset_events)
+        .add_observer(|e: On<ShotFinished>, mut r: ResMut<Reports>| r.finished.push(e.shot))
+        .add_observer(|e: On<ShotFailed>, mut r: ResMut<Reports>| {
+            r.failed.push((e.shot, e.error.clone()))
+        });
+    app.finish();
+    app.cleanup();
+    app
+}
+
+/// Updates the app until `done` holds, panicking after [`TIME_LIMIT`].
+fn update_until(app: &mut App, what: &str, mut done: impl FnMut(&mut World) -> bool) {
+    let start = Instant::now();
+    loop {
+        app.update();
+        if done(app.world_mut()) {
+            return;
+        }
+        assert!(start.elapsed() < TIME_LIMIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn load(app: &mut App, path: &str) -> Handle<SubjectAsset> {
+    app.world().resource::<AssetServer>().load(path.to_owned())
+}
+
+fn subject(world: &World, handle: &Handle<SubjectAsset>) -> Option<SubjectAsset> {
+    world
+        .resource::<Assets<SubjectAsset>>()
+        .get(handle)
+        .cloned()
+}
+
+/// A shot of `subject` with two cameras, generating.
+fn spawn_shot(world: &mut World, subject: Handle<SubjectAsset>) -> (Entity, Vec<Entity>) {
+    let shot = world
+        .spawn(MvCustomShot::new("a photo of <robot>").with_subject(subject))
+        .id();
+    let cameras = (0..2)
+        .map(|k| {
+            world
+                .spawn((
+                    Camera::default(),
+                    Projection::Perspective(PerspectiveProjection::default()),
+                    Transform::from_xyz(k as f32, 0.0, 3.0).looking_at(Vec3::ZERO, Vec3::Y),
+                    MvCustom::new(shot).with_order(k),
+                ))
+                .id()
+        })
+        .collect();
+    world.trigger(GenerateShot { shot });
+    (shot, cameras)
+}
+
+fn state(world: &World, camera: Entity) -> GenerationState {
+    world.get::<MvCustomStatus>(camera).unwrap().state().clone()
+}
+
+#[test]
+fn a_subject_loads_with_its_files_and_hot_reloads_when_edited() {
+    let dir = scratch("reload");
+    write_subject(
+        &dir.0,
+        &definition("<robot>", "toy robot"),
+        Some(&[0.5, -1.0]),
+    );
+    let mut app = app(&dir.0, Default::default());
+    let handle = load(&mut app, "robot/robot.subject.ron");
+    update_until(&mut app, "the subject to load", |world| {
+        subject(world, &handle).is_some()
+    });
+    let loaded = subject(app.world(), &handle).unwrap();
+    let s = loaded.subject();
+    assert_eq!(
+        (s.token.as_str(), s.class_word.as_str()),
+        ("<robot>", "toy robot")
+    );
+    assert_eq!(s.references.len(), 2);
+    assert_eq!(s.references[0].image.get_pixel(3, 3).0, [200, 10, 10, 255]);
+    assert_eq!(s.references[1].image.get_pixel(3, 3).0, [10, 200, 10, 255]);
+    assert_eq!(s.references[0].mask.get_pixel(2, 0).0, [255]);
+    assert_eq!(s.references[0].mask.get_pixel(12, 0).0, [0]);
+    assert_eq!(
+        s.references[1].mask.get_pixel(12, 0).0,
+        [255],
+        "no mask: all subject"
+    );
+    assert_eq!(s.references[1].camera, reference_camera(1.0));
+    assert_eq!(
+        s.weights_path,
+        Path::new("robot/robot.subject.safetensors"),
+        "paths are relative to the asset root"
+    );
+    let row = loaded.weights().expect("the weights file loads with it")["token_embedding"]
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(row, [0.5, -1.0]);
+
+    // Edit the definition on disk: the file watcher reloads it.
+    std::fs::write(
+        dir.0.join("robot/robot.subject.ron"),
+        definition("<robot>", "tin robot"),
+    )
+    .unwrap();
+    update_until(&mut app, "the edited subject to reload", |world| {
+        world.resource::<Reports>().modified.contains(&handle.id())
+    });
+    let reloaded = subject(app.world(), &handle).unwrap();
+    assert_eq!(reloaded.subject().class_word, "tin robot");
+    // Rewriting the weights file (as training does) reloads the subject too.
+    app.world_mut().resource_mut::<Reports>().modified.clear();
+    write_subject(
+        &dir.0,
+        &definition("<robot>", "tin robot"),
+        Some(&[2.0, 3.0]),
+    );
+    update_until(&mut app, "the new weights to reload", |world| {
+        subject(world, &handle).is_some_and(|s| {
+            s.weights().unwrap()["token_embedding"]
+                .to_vec1::<f32>()
+                .unwrap()
+                == [2.0, 3.0]
+        })
+    });
+}
+
+#[test]
+fn a_shot_waits_for_its_subject_and_generates_with_it() {
+    let dir = scratch("shot");
+    write_subject(&dir.0, &definition("<robot>", "toy robot"), Some(&[1.0]));
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let mut app = app(&dir.0, recorder.clone());
+    let handle = load(&mut app, "robot/robot.subject.ron");
+    let (shot, cameras) = spawn_shot(app.world_mut(), handle);
+    // Queued while the subject loads (the trigger ran before the first update's load).
+    assert_eq!(state(app.world(), cameras[0]), GenerationState::Queued);
+    update_until(&mut app, "the shot to finish", |world| {
+        world.resource::<Reports>().finished.contains(&shot)
+    });
+    assert_eq!(state(app.world(), cameras[1]), GenerationState::Done);
+    assert_eq!(
+        *recorder.subjects.lock().unwrap(),
+        vec![Some("<robot>".to_string())]
+    );
+}
+
+#[test]
+fn bad_or_untrained_subjects_fail_their_shots_and_the_app_keeps_running() {
+    let dir = scratch("bad");
+    let recorder = std::sync::Arc::new(Recorder::default());
+    // A malformed file, an invalid field, an image that is not there, no weights yet.
+    let cases = [
+        (
+            "syntax.subject.ron",
+            "(token: \"<a>\", class_word: \"x\", references: [(image: 3)])".to_string(),
+            "syntax.subject.ron:1:",
+        ),
+        (
+            "token.subject.ron",
+            definition("robot", "toy robot"),
+            "`token` must look like `<name>`",
+        ),
+        (
+            "image.subject.ron",
+            definition("<robot>", "toy robot").replace("images/b.png", "images/missing.png"),
+            "images/missing.png",
+        ),
+        (
+            "untrained.subject.ron",
+            definition("<robot>", "toy robot"),
+            "is not trained yet (no weights file robot/untrained.subject.safetensors)",
+        ),
+    ];
+    write_subject(&dir.0, &definition("<robot>", "toy robot"), Some(&[1.0]));
+    for (name, text, _) in &cases {
+        std::fs::write(dir.0.join("robot").join(name), text).unwrap();
+    }
+    let mut app = app(&dir.0, recorder.clone());
+    let shots: Vec<(Entity, Vec<Entity>, &str)> = cases
+        .iter()
+        .map(|(name, _, expected)| {
+            let handle = load(&mut app, &format!("robot/{name}"));
+            let (shot, cameras) = spawn_shot(app.world_mut(), handle);
+            (shot, cameras, *expected)
+        })
+        .collect();
+    update_until(&mut app, "every bad shot to fail", |world| {
+        world.resource::<Reports>().failed.len() == cases.len()
+    });
+    for (shot, cameras, expected) in &shots {
+        let reports = app.world().resource::<Reports>();
+        let (_, error) = reports
+            .failed
+            .iter()
+            .find(|(failed, _)| failed == shot)
+            .expect("the shot failed");
+        assert!(error.contains(expected), "`{error}` lacks `{expected}`");
+        assert_eq!(
+            state(app.world(), cameras[0]),
+            GenerationState::Failed(error.clone())
+        );
+    }
+    assert!(recorder.subjects.lock().unwrap().is_empty());
+
+    // The app keeps running: a good subject still generates.
+    let good = load(&mut app, "robot/robot.subject.ron");
+    let (shot, _) = spawn_shot(app.world_mut(), good);
+    update_until(&mut app, "the good shot to finish", |world| {
+        world.resource::<Reports>().finished.contains(&shot)
+    });
+}
