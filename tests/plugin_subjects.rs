@@ -1,10 +1,13 @@
 //! Subjects in the Bevy plugin, in headless apps: subject definitions loaded as assets with
 //! their images and weights, hot-reloaded when the file changes, bad files and untrained
-//! subjects failing their shots while the app keeps running.
+//! subjects failing their shots while the app keeps running; subjects trained from the app
+//! with the tiny model (status, loss history, weights written and reloaded), cancelled,
+//! failing.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::asset::{AssetPlugin, AssetServer};
@@ -14,9 +17,17 @@ use bevy::prelude::*;
 use bevy::transform::TransformPlugin;
 use bevy_mvcustom::camera::{ImageSize, Intrinsics, PinholeCamera, look_at};
 use bevy_mvcustom::diffusion::CancelToken;
-use bevy_mvcustom::mvcustom::{GeneratedViews, GenerationEvent, GenerationRequest};
-use bevy_mvcustom::plugin::ViewGenerator;
+use bevy_mvcustom::model::pose::{PoseConfig, SamplingConfig};
+use bevy_mvcustom::mvcustom::train::{StepLosses, TrainEvent, TrainSettings};
+use bevy_mvcustom::mvcustom::{
+    GeneratedViews, GenerationEvent, GenerationRequest, MvError, Subject,
+};
+use bevy_mvcustom::plugin::{
+    CancelTraining, GenerationWorkers, MvCustomSubject, TrainSubject, TrainingCancelled,
+    TrainingFailed, TrainingFinished, TrainingState, TrainingStatus, ViewGenerator,
+};
 use bevy_mvcustom::prelude::*;
+use bevy_mvcustom::train::AdamWConfig;
 use candle_core::{Device, Tensor};
 
 /// How long any test waits for something before failing.
@@ -133,12 +144,15 @@ impl ViewGenerator for Recorder {
     }
 }
 
-/// The end-of-generation events and subject asset events seen by the app.
+/// The end-of-run events and subject asset events seen by the app.
 #[derive(Resource, Default)]
 struct Reports {
     finished: Vec<Entity>,
     failed: Vec<(Entity, String)>,
     modified: Vec<AssetId<SubjectAsset>>,
+    trained: Vec<TrainingFinished>,
+    training_failed: Vec<(Entity, String)>,
+    training_cancelled: Vec<Entity>,
 }
 
 fn record_asset_events(
@@ -153,7 +167,12 @@ fn record_asset_events(
 }
 
 /// A headless app whose assets live in `root`, watched for changes.
-fn app(root: &Path, generator: std::sync::Arc<Recorder>) -> App {
+fn app(root: &Path, generator: Arc<dyn ViewGenerator>) -> App {
+    app_with(root, MvCustomPlugin::from_generator(generator))
+}
+
+/// A headless app with `plugin`, whose assets live in `root`, watched for changes.
+fn app_with(root: &Path, plugin: MvCustomPlugin) -> App {
     let mut app = App::new();
     app.add_plugins((
         MinimalPlugins,
@@ -164,13 +183,22 @@ fn app(root: &Path, generator: std::sync::Arc<Recorder>) -> App {
         },
         ImagePlugin::default(),
         TransformPlugin,
-        MvCustomPlugin::from_generator(generator).with_size(16, 16),
+        plugin.with_size(16, 16),
     ));
     app.init_resource::<Reports>()
         .add_systems(Update, record_asset_events)
         .add_observer(|e: On<ShotFinished>, mut r: ResMut<Reports>| r.finished.push(e.shot))
         .add_observer(|e: On<ShotFailed>, mut r: ResMut<Reports>| {
             r.failed.push((e.shot, e.error.clone()))
+        })
+        .add_observer(|e: On<TrainingFinished>, mut r: ResMut<Reports>| {
+            r.trained.push(e.event().clone())
+        })
+        .add_observer(|e: On<TrainingFailed>, mut r: ResMut<Reports>| {
+            r.training_failed.push((e.entity, e.error.clone()))
+        })
+        .add_observer(|e: On<TrainingCancelled>, mut r: ResMut<Reports>| {
+            r.training_cancelled.push(e.entity)
         });
     app.finish();
     app.cleanup();
@@ -234,7 +262,7 @@ fn a_subject_loads_with_its_files_and_hot_reloads_when_edited() {
         &definition("<robot>", "toy robot"),
         Some(&[0.5, -1.0]),
     );
-    let mut app = app(&dir.0, Default::default());
+    let mut app = app(&dir.0, Arc::new(Recorder::default()));
     let handle = load(&mut app, "robot/robot.subject.ron");
     update_until(&mut app, "the subject to load", |world| {
         subject(world, &handle).is_some()
@@ -298,7 +326,7 @@ fn a_subject_loads_with_its_files_and_hot_reloads_when_edited() {
 fn a_shot_waits_for_its_subject_and_generates_with_it() {
     let dir = scratch("shot");
     write_subject(&dir.0, &definition("<robot>", "toy robot"), Some(&[1.0]));
-    let recorder = std::sync::Arc::new(Recorder::default());
+    let recorder = Arc::new(Recorder::default());
     let mut app = app(&dir.0, recorder.clone());
     let handle = load(&mut app, "robot/robot.subject.ron");
     let (shot, cameras) = spawn_shot(app.world_mut(), handle);
@@ -317,7 +345,7 @@ fn a_shot_waits_for_its_subject_and_generates_with_it() {
 #[test]
 fn bad_or_untrained_subjects_fail_their_shots_and_the_app_keeps_running() {
     let dir = scratch("bad");
-    let recorder = std::sync::Arc::new(Recorder::default());
+    let recorder = Arc::new(Recorder::default());
     // A malformed file, an invalid field, an image that is not there, no weights yet.
     let cases = [
         (
@@ -378,4 +406,256 @@ fn bad_or_untrained_subjects_fail_their_shots_and_the_app_keeps_running() {
     update_until(&mut app, "the good shot to finish", |world| {
         world.resource::<Reports>().finished.contains(&shot)
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// Training.
+
+fn tiny_model() -> PathBuf {
+    let root = std::env::var_os("MVCUSTOM_PARITY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity")
+        });
+    root.join("animatediff_pipeline_tiny")
+}
+
+/// A few quick steps at 16² on the tiny model (its pose blocks at levels 0 and 1).
+fn quick_settings(steps: usize) -> TrainSettings {
+    TrainSettings {
+        steps,
+        optimiser: AdamWConfig {
+            lr: 1e-3,
+            ..Default::default()
+        },
+        references_per_step: 1,
+        resolution: 16,
+        seed: 3,
+        checkpoint_every: 0,
+        pose: PoseConfig {
+            levels: vec![0, 1],
+            sampling: SamplingConfig {
+                samples: 8,
+                ..Default::default()
+            },
+        },
+        ..Default::default()
+    }
+}
+
+fn training(world: &World, entity: Entity) -> TrainingStatus {
+    world.get::<TrainingStatus>(entity).unwrap().clone()
+}
+
+#[test]
+fn training_a_subject_streams_its_losses_then_writes_and_reloads_its_weights() {
+    let dir = scratch("train");
+    write_subject(&dir.0, &definition("<robot>", "toy robot"), None);
+    let mut app = app_with(&dir.0, MvCustomPlugin::from_folder(tiny_model()));
+    let handle = load(&mut app, "robot/robot.subject.ron");
+    let entity = app
+        .world_mut()
+        .spawn(MvCustomSubject::new(handle.clone()))
+        .id();
+    app.world_mut()
+        .commands()
+        .entity(entity)
+        .train_subject(quick_settings(3));
+    app.world_mut().flush();
+    assert_eq!(
+        training(app.world(), entity).state(),
+        &TrainingState::Queued
+    );
+
+    let mut seen = Vec::new();
+    update_until(&mut app, "the training to finish", |world| {
+        let status = training(world, entity);
+        if seen.last() != Some(status.state()) {
+            seen.push(status.state().clone());
+        }
+        !status.state().is_busy()
+    });
+    let status = training(app.world(), entity);
+    assert_eq!(status.state(), &TrainingState::Done, "{seen:?}");
+    // Every step was seen, in order, with its loss.
+    let steps: Vec<(usize, usize)> = seen
+        .iter()
+        .filter_map(|s| match s {
+            TrainingState::Running { step, total, loss } => {
+                assert!(loss.is_finite() && *loss > 0.0, "{loss}");
+                Some((*step, *total))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, [(1, 3), (2, 3), (3, 3)]);
+    assert_eq!(status.losses().len(), 3);
+    assert!(status.losses().iter().all(|l| l.is_finite()));
+    let reports = app.world().resource::<Reports>();
+    let weights = dir.0.join("robot/robot.subject.safetensors");
+    assert_eq!(
+        reports.trained,
+        [TrainingFinished {
+            entity,
+            weights: weights.clone()
+        }]
+    );
+    assert!(weights.is_file());
+
+    // The subject reloads with its weights: a shot of it now generates (no longer untrained).
+    update_until(&mut app, "the subject to reload with weights", |world| {
+        subject(world, &handle).is_some_and(|s| s.weights().is_some())
+    });
+    let reloaded = subject(app.world(), &handle).unwrap();
+    let tensors = reloaded.weights().unwrap();
+    assert!(tensors.contains_key("token_embedding"));
+    assert!(tensors.keys().any(|k| k.starts_with("pose_blocks.")));
+    let (shot, cameras) = spawn_shot(app.world_mut(), handle);
+    app.world_mut()
+        .get_mut::<MvCustomShot>(shot)
+        .unwrap()
+        .techniques = Techniques::none();
+    update_until(&mut app, "the shot of the trained subject", |world| {
+        !state(world, cameras[0]).is_busy()
+    });
+    assert_eq!(state(app.world(), cameras[0]), GenerationState::Done);
+}
+
+/// Trains forever, one step a millisecond, until cancelled; panics for a subject whose
+/// class word is "panic".
+#[derive(Default)]
+struct EndlessTrainer {
+    steps: AtomicUsize,
+}
+
+impl ViewGenerator for EndlessTrainer {
+    fn generate(
+        &self,
+        _request: &GenerationRequest,
+        _subject: Option<&SubjectAsset>,
+        _events: &mut dyn FnMut(GenerationEvent),
+        _cancel: &CancelToken,
+    ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {
+        Err(MvError::request("generator", "trains only"))
+    }
+
+    fn train_subject(
+        &self,
+        subject: &Subject,
+        settings: &TrainSettings,
+        _regularisation: &[image::RgbaImage],
+        events: &mut dyn FnMut(TrainEvent),
+        cancel: &CancelToken,
+    ) -> bevy_mvcustom::mvcustom::Result<()> {
+        if subject.class_word == "panic" {
+            panic!("the trainer blew up");
+        }
+        loop {
+            if cancel.is_cancelled() {
+                return Err(MvError::Cancelled);
+            }
+            let completed = self.steps.fetch_add(1, Ordering::AcqRel) + 1;
+            let loss = 1.0 / completed as f32;
+            events(TrainEvent::Step {
+                completed,
+                total: settings.steps,
+                losses: StepLosses {
+                    total: loss,
+                    denoising: loss,
+                    opacity: 0.0,
+                    background: 0.0,
+                    rgb: 0.0,
+                    regularisation: false,
+                },
+            });
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+#[test]
+fn trainings_cancel_on_request_or_despawn_and_failures_keep_the_app_running() {
+    let dir = scratch("cancel");
+    write_subject(&dir.0, &definition("<robot>", "toy robot"), None);
+    std::fs::write(
+        dir.0.join("robot/panic.subject.ron"),
+        definition("<robot>", "panic"),
+    )
+    .unwrap();
+    let mut app = app(&dir.0, Arc::new(EndlessTrainer::default()));
+    let handle = load(&mut app, "robot/robot.subject.ron");
+    let busy = |world: &World| world.resource::<GenerationWorkers>().busy();
+    let running = |world: &mut World, entity| matches!(training(world, entity).state(), TrainingState::Running { step, .. } if *step > 2);
+
+    // On request.
+    let a = app
+        .world_mut()
+        .spawn(MvCustomSubject::new(handle.clone()))
+        .id();
+    app.world_mut()
+        .trigger(TrainSubject::new(a, TrainSettings::default()));
+    update_until(&mut app, "a to run", |world| running(world, a));
+    assert_eq!(busy(app.world()), 1);
+    let losses = training(app.world(), a).losses().to_vec();
+    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+    app.world_mut().trigger(CancelTraining { entity: a });
+    app.update();
+    assert_eq!(training(app.world(), a).state(), &TrainingState::Cancelled);
+    update_until(&mut app, "a's worker to stop", |world| busy(world) == 0);
+
+    // On despawn.
+    let b = app
+        .world_mut()
+        .spawn(MvCustomSubject::new(handle.clone()))
+        .id();
+    app.world_mut()
+        .commands()
+        .entity(b)
+        .train_subject(TrainSettings::default());
+    update_until(&mut app, "b to run", |world| running(world, b));
+    app.world_mut().despawn(b);
+    update_until(&mut app, "b's worker to stop", |world| busy(world) == 0);
+    assert_eq!(app.world().resource::<Reports>().training_cancelled, [a, b]);
+
+    // A panic, a bad subject and a non-subject fail; the app keeps running.
+    let panics = load(&mut app, "robot/panic.subject.ron");
+    let c = app.world_mut().spawn(MvCustomSubject::new(panics)).id();
+    let missing = load(&mut app, "robot/missing.subject.ron");
+    let d = app.world_mut().spawn(MvCustomSubject::new(missing)).id();
+    let e = app.world_mut().spawn_empty().id();
+    for entity in [c, d, e] {
+        app.world_mut()
+            .trigger(TrainSubject::new(entity, TrainSettings::default()));
+    }
+    update_until(&mut app, "the failures", |world| {
+        world.resource::<Reports>().training_failed.len() == 3
+    });
+    let failed = &app.world().resource::<Reports>().training_failed;
+    let error = |entity| {
+        failed
+            .iter()
+            .find(|(failed, _)| *failed == entity)
+            .map(|(_, error)| error.as_str())
+            .unwrap()
+    };
+    assert!(
+        error(c).contains("training panicked: the trainer blew up"),
+        "{}",
+        error(c)
+    );
+    assert!(
+        error(d).contains("robot/missing.subject.ron"),
+        "{}",
+        error(d)
+    );
+    assert!(
+        error(e).contains("has no `MvCustomSubject`"),
+        "{}",
+        error(e)
+    );
+    assert!(matches!(
+        training(app.world(), c).state(),
+        TrainingState::Failed(_)
+    ));
+    assert_eq!(busy(app.world()), 0);
 }

@@ -82,6 +82,35 @@ pub enum PluginError {
         /// Where its weights would be.
         weights: String,
     },
+    /// The entity asked to train has no `MvCustomSubject`.
+    #[error("entity {entity} has no `MvCustomSubject`")]
+    NotASubject {
+        /// The entity.
+        entity: Entity,
+    },
+    /// The subject to train failed to load or does not exist.
+    #[error("training {entity}: subject {path}: {reason}")]
+    TrainingSubject {
+        /// The subject entity.
+        entity: Entity,
+        /// The subject's asset path.
+        path: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The subject to train does not come from the default asset source, so there is no file
+    /// system folder to write its weights to.
+    #[error(
+        "subject {path} is not in the default asset source: training writes its weights \
+         beside its definition on the file system"
+    )]
+    SubjectSource {
+        /// The subject's asset path.
+        path: String,
+    },
+    /// The app has no asset folder (no `AssetPlugin`) to write trained weights to.
+    #[error("training needs AssetPlugin: the subject's weights go to its asset folder")]
+    NoAssetFolder,
     /// A Bevy image cannot be turned into RGBA8 pixels.
     #[error("image: {reason}")]
     Image {
@@ -104,9 +133,12 @@ pub enum PluginError {
         /// Images returned.
         got: usize,
     },
-    /// The generation (or the model load before it) panicked; the panic was caught.
-    #[error("generation panicked: {message}")]
+    /// The generation or training (or the model load before it) panicked; the panic was
+    /// caught.
+    #[error("{task} panicked: {message}")]
     Panicked {
+        /// What panicked: "generation", "training", "model load".
+        task: &'static str,
         /// The panic's message.
         message: String,
     },

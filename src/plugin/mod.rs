@@ -9,7 +9,9 @@
 //!
 //! Subjects are assets: load a subject definition (`*.subject.ron`, see [`assets`]) with the
 //! `AssetServer` and give its handle to [`MvCustomShot::subject`]; it loads with its
-//! reference images and trained weights, and hot-reloads when its files change.
+//! reference images and trained weights, and hot-reloads when its files change. Train one
+//! from the app with [`TrainSubject`] on an entity holding [`MvCustomSubject`] (see
+//! [`training`]).
 //!
 //! Inference runs in `AsyncComputeTaskPool` tasks polled each frame, so the frame loop never
 //! waits on the model; the model is loaded once, on the first generation's task (or at
@@ -33,6 +35,7 @@ pub mod poses;
 pub mod settings;
 mod systems;
 pub mod tasks;
+pub mod training;
 #[cfg(feature = "ui")]
 pub mod ui;
 
@@ -61,6 +64,10 @@ pub use model::{ModelLoadFailed, MvCustomModel, ViewGenerator};
 pub use poses::view_camera;
 pub use settings::{Compute, ComputeDevice, ModelSource, Precision, ShotDefaults};
 pub use tasks::{GenerationTask, GenerationWorkers};
+pub use training::{
+    AssetFolder, CancelTraining, MvCustomSubject, TrainSubject, TrainingCancelled, TrainingFailed,
+    TrainingFinished, TrainingState, TrainingStatus, TrainingTask,
+};
 
 /// The plugin's system sets, in the order they run within a frame. Order your systems
 /// around them: read fresh statuses and images after [`Poll`](Self::Poll); set up cameras and
@@ -69,9 +76,11 @@ pub use tasks::{GenerationTask, GenerationWorkers};
 pub enum MvCustomSystems {
     /// `PreUpdate`: progress, previews and results of running generations reach the cameras'
     /// statuses and images; `ShotFinished` / `ShotFailed` / `ShotCancelled` are triggered.
+    /// Training steps reach the subjects' `TrainingStatus` likewise.
     Poll,
     /// `PostUpdate`, after transform propagation and camera updates: generations queued this
-    /// frame read their cameras' poses and start.
+    /// frame read their cameras' poses and start; queued trainings whose subject has loaded
+    /// start.
     Start,
 }
 
@@ -193,6 +202,9 @@ impl Plugin for MvCustomPlugin {
             .register_type::<GenerationState>()
             .register_type::<ShotDefaults>()
             .register_type::<Compute>()
+            .register_type::<MvCustomSubject>()
+            .register_type::<TrainingStatus>()
+            .register_type::<TrainingState>()
             .configure_sets(PreUpdate, MvCustomSystems::Poll)
             .configure_sets(
                 PostUpdate,
@@ -205,17 +217,22 @@ impl Plugin for MvCustomPlugin {
                 (
                     model::poll_model_load,
                     (depth::receive_scene_depth, systems::poll_generations).chain(),
+                    training::poll_trainings,
                 )
                     .in_set(MvCustomSystems::Poll),
             )
             .add_systems(
                 PostUpdate,
-                systems::start_generations.in_set(MvCustomSystems::Start),
+                (systems::start_generations, training::start_trainings)
+                    .in_set(MvCustomSystems::Start),
             )
             .add_observer(systems::on_generate)
             .add_observer(systems::on_cancel)
             .add_observer(systems::on_shot_removed)
             .add_observer(systems::on_view_removed)
+            .add_observer(training::on_train)
+            .add_observer(training::on_cancel_training)
+            .add_observer(training::on_subject_removed)
             .add_systems(PreStartup, gpu::share_render_device);
         if self.load_on_startup {
             app.add_systems(Startup, model::start_model_load);
@@ -232,6 +249,10 @@ impl Plugin for MvCustomPlugin {
             return;
         }
         assets::register(app);
+        let folder = AssetFolder::of_app(app);
+        if !app.world().contains_resource::<AssetFolder>() {
+            app.insert_resource(folder);
+        }
         // `ImagePlugin` (in `DefaultPlugins`) registers the image assets; a headless app with
         // only `AssetPlugin` gets them here.
         if !app.world().contains_resource::<Assets<Image>>() {

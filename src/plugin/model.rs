@@ -34,16 +34,18 @@ pub trait ViewGenerator: Send + Sync + 'static {
     ) -> Result<GeneratedViews>;
 
     /// Trains `subject` (its `weights_path` is where the weights go, beside their
-    /// checkpoint, from which a run resumes), reporting each step through `events`. A
-    /// generator that cannot train (the default) fails with the reason.
+    /// checkpoint, from which a run resumes) with `regularisation` images of its class
+    /// (possibly none), reporting each step through `events`. A generator that cannot train
+    /// (the default) fails with the reason.
     fn train_subject(
         &self,
         subject: &Subject,
         settings: &TrainSettings,
+        regularisation: &[image::RgbaImage],
         events: &mut dyn FnMut(TrainEvent),
         cancel: &CancelToken,
     ) -> Result<()> {
-        let _ = (subject, settings, events, cancel);
+        let _ = (subject, settings, regularisation, events, cancel);
         Err(MvError::request(
             "generator",
             "this generator does not train subjects",
@@ -81,10 +83,19 @@ impl ViewGenerator for MvPipeline {
         &self,
         subject: &Subject,
         settings: &TrainSettings,
+        regularisation: &[image::RgbaImage],
         events: &mut dyn FnMut(TrainEvent),
         cancel: &CancelToken,
     ) -> Result<()> {
-        train_subject(self.components(), subject, &[], settings, events, cancel).map(drop)
+        train_subject(
+            self.components(),
+            subject,
+            regularisation,
+            settings,
+            events,
+            cancel,
+        )
+        .map(drop)
     }
 }
 
@@ -202,7 +213,7 @@ pub(crate) struct ModelLoadTask(Task<std::result::Result<(), PluginError>>);
 pub(crate) fn start_model_load(mut commands: Commands, model: Res<MvCustomModel>) {
     let model = model.clone();
     let task = AsyncComputeTaskPool::get()
-        .spawn(async move { catch_panics(|| model.get_or_load().map(drop)) });
+        .spawn(async move { catch_panics("model load", || model.get_or_load().map(drop)) });
     commands.insert_resource(ModelLoadTask(task));
 }
 

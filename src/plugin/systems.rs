@@ -2,11 +2,10 @@
 //! [`GenerateShot`], start from the cameras' poses, poll progress and results into statuses
 //! and images, cancel on request or when the shot or a camera goes away.
 
-use bevy::asset::{AssetLoadError, AssetServer, Assets, Handle, LoadState};
+use bevy::asset::{Assets, Handle};
 use bevy::camera::{Camera, Projection};
 use bevy::core_pipeline::prepass::DepthPrepass;
 use bevy::ecs::entity::Entity;
-use bevy::ecs::system::SystemParam;
 use bevy::image::Image;
 use bevy::log::warn;
 use bevy::math::UVec2;
@@ -14,6 +13,7 @@ use bevy::prelude::{Commands, Has, On, Query, Remove, Res, ResMut, With};
 use bevy::transform::components::GlobalTransform;
 
 use super::assets::SubjectAsset;
+use super::assets::subject::{SubjectAssets, SubjectLookup, handle_name};
 use super::components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
 use super::depth::{SceneDepthCapture, request_depth};
 use super::error::PluginError;
@@ -190,52 +190,32 @@ enum ShotSubject {
     Failed(PluginError),
 }
 
-/// The state of `shot`'s subject `handle` in the asset server and the subject assets.
+/// The state of `shot`'s subject `handle`.
 fn shot_subject(
     shot: Entity,
     handle: Option<&Handle<SubjectAsset>>,
-    subjects: Option<&Assets<SubjectAsset>>,
-    server: Option<&AssetServer>,
+    subjects: &SubjectAssets,
 ) -> ShotSubject {
     let Some(handle) = handle else {
         return ShotSubject::Ready(None);
     };
-    let path = || {
-        handle
-            .path()
-            .map_or_else(|| format!("{:?}", handle.id()), ToString::to_string)
-    };
-    match server.map(|server| server.load_state(handle)) {
-        Some(LoadState::Failed(error)) => {
-            let reason = match error.as_ref() {
-                AssetLoadError::AssetLoaderError(e) => e.error().to_string(),
-                other => other.to_string(),
-            };
-            return ShotSubject::Failed(PluginError::SubjectLoad {
-                shot,
-                path: path(),
-                reason,
-            });
+    match subjects.lookup(handle) {
+        SubjectLookup::Loaded(subject) if subject.weights().is_some() => {
+            ShotSubject::Ready(Some(subject.clone()))
         }
-        Some(LoadState::Loading) => return ShotSubject::Loading,
-        _ => {}
-    }
-    match subjects.and_then(|subjects| subjects.get(handle)) {
-        Some(subject) if subject.weights().is_some() => ShotSubject::Ready(Some(subject.clone())),
-        Some(subject) => ShotSubject::Failed(PluginError::UntrainedSubject {
+        SubjectLookup::Loaded(subject) => ShotSubject::Failed(PluginError::UntrainedSubject {
             shot,
             path: subject.path().to_string(),
             weights: subject.subject().weights_path.display().to_string(),
         }),
-        None => ShotSubject::Failed(PluginError::SubjectMissing { shot }),
+        SubjectLookup::Loading => ShotSubject::Loading,
+        SubjectLookup::Failed(reason) => ShotSubject::Failed(PluginError::SubjectLoad {
+            shot,
+            path: handle_name(handle),
+            reason,
+        }),
+        SubjectLookup::Missing => ShotSubject::Failed(PluginError::SubjectMissing { shot }),
     }
-}
-
-/// The subject assets and the server loading them, when the app has them.
-#[derive(SystemParam)]
-pub(crate) struct SubjectAssets<'w> {
-    subjects: Option<Res<'w, Assets<SubjectAsset>>>,
-    server: Option<Res<'w, AssetServer>>,
 }
 
 /// Starts every queued generation from its cameras' poses now (after transform propagation
@@ -263,12 +243,7 @@ pub(crate) fn start_generations(
         if !task.is_queued() {
             continue;
         }
-        let subject = match shot_subject(
-            shot,
-            settings.subject.as_ref(),
-            subject_assets.subjects.as_deref(),
-            subject_assets.server.as_deref(),
-        ) {
+        let subject = match shot_subject(shot, settings.subject.as_ref(), &subject_assets) {
             ShotSubject::Ready(subject) => subject,
             ShotSubject::Loading => continue,
             ShotSubject::Failed(error) => {

@@ -175,7 +175,7 @@ impl GenerationTask {
         let busy = workers.enter();
         let task = AsyncComputeTaskPool::get().spawn(async move {
             let _busy = busy;
-            catch_panics(|| {
+            catch_panics("generation", || {
                 let generator = model.get_or_load()?;
                 let mut events = |event| {
                     // The receiver is gone only once the generation was dropped (cancelled).
@@ -221,9 +221,9 @@ impl GenerationTask {
     }
 }
 
-/// How many generation workers are computing right now, cancelled ones included until they
-/// reach their next cancellation check. Lets an app (or a test) see that a cancelled
-/// generation really let go of its thread.
+/// How many workers (generations and subject trainings) are computing right now, cancelled
+/// ones included until they reach their next cancellation check. Lets an app (or a test) see
+/// that a cancelled run really let go of its thread.
 #[derive(Resource, Clone, Default)]
 pub struct GenerationWorkers {
     busy: Arc<AtomicUsize>,
@@ -236,14 +236,14 @@ impl GenerationWorkers {
     }
 
     /// Counts one worker until the returned guard drops.
-    fn enter(&self) -> WorkerGuard {
+    pub(crate) fn enter(&self) -> WorkerGuard {
         self.busy.fetch_add(1, Ordering::AcqRel);
         WorkerGuard(Arc::clone(&self.busy))
     }
 }
 
 /// Counts a worker while alive.
-struct WorkerGuard(Arc<AtomicUsize>);
+pub(crate) struct WorkerGuard(Arc<AtomicUsize>);
 
 impl Drop for WorkerGuard {
     fn drop(&mut self) {
@@ -251,12 +251,15 @@ impl Drop for WorkerGuard {
     }
 }
 
-/// Runs `f`, turning a panic into [`PluginError::Panicked`] with the panic's message.
+/// Runs `f` (the `task` named in errors), turning a panic into [`PluginError::Panicked`]
+/// with the panic's message.
 pub(crate) fn catch_panics<T>(
+    task: &'static str,
     f: impl FnOnce() -> Result<T, PluginError>,
 ) -> Result<T, PluginError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
         Err(PluginError::Panicked {
+            task,
             message: panic_message(payload.as_ref()),
         })
     })
@@ -279,13 +282,19 @@ mod tests {
 
     #[test]
     fn catch_panics_reports_the_message() {
-        let literal = catch_panics::<()>(|| panic!("boom"));
-        assert!(matches!(literal, Err(PluginError::Panicked { message }) if message == "boom"));
-        let formatted = catch_panics::<()>(|| panic!("step {} of {}", 3, 7));
+        let literal = catch_panics::<()>("generation", || panic!("boom"));
         assert!(
-            matches!(formatted, Err(PluginError::Panicked { message }) if message == "step 3 of 7")
+            matches!(&literal, Err(PluginError::Panicked { message, .. }) if message == "boom")
         );
-        assert!(matches!(catch_panics(|| Ok(5)), Ok(5)));
+        assert_eq!(
+            literal.unwrap_err().to_string(),
+            "generation panicked: boom"
+        );
+        let formatted = catch_panics::<()>("training", || panic!("step {} of {}", 3, 7));
+        assert!(
+            matches!(formatted, Err(PluginError::Panicked { message, task: "training" }) if message == "step 3 of 7")
+        );
+        assert!(matches!(catch_panics("generation", || Ok(5)), Ok(5)));
     }
 
     #[test]

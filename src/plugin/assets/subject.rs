@@ -11,7 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bevy::asset::io::{AssetReaderError, Reader};
-use bevy::asset::{Asset, AssetLoader, AssetPath, LoadContext, ReadAssetBytesError};
+use bevy::asset::{
+    Asset, AssetLoadError, AssetLoader, AssetPath, AssetServer, Assets, Handle, LoadContext,
+    LoadState, ReadAssetBytesError,
+};
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::Res;
 use bevy::reflect::TypePath;
 use candle_core::{Device, Tensor};
 
@@ -136,6 +141,61 @@ impl AssetLoader for SubjectLoader {
     fn extensions(&self) -> &[&str] {
         &[SUBJECT_EXTENSION]
     }
+}
+
+/// Where a subject handle stands, for a system about to use it.
+pub(crate) enum SubjectLookup<'a> {
+    /// Loaded (and not reloading).
+    Loaded(&'a SubjectAsset),
+    /// Loading or reloading: wait.
+    Loading,
+    /// The load failed: the loader's error.
+    Failed(String),
+    /// Not loading and not there (removed, or added to no collection).
+    Missing,
+}
+
+/// The subject assets and the server loading them, when the app has them.
+#[derive(SystemParam)]
+pub(crate) struct SubjectAssets<'w> {
+    subjects: Option<Res<'w, Assets<SubjectAsset>>>,
+    server: Option<Res<'w, AssetServer>>,
+}
+
+impl SubjectAssets<'_> {
+    /// Where `handle` stands: a failed (re)load wins over an older loaded version, a reload
+    /// in progress is waited for.
+    pub(crate) fn lookup(&self, handle: &Handle<SubjectAsset>) -> SubjectLookup<'_> {
+        match self.server.as_ref().map(|server| server.load_state(handle)) {
+            Some(LoadState::Failed(error)) => {
+                return SubjectLookup::Failed(match error.as_ref() {
+                    AssetLoadError::AssetLoaderError(e) => e.error().to_string(),
+                    other => other.to_string(),
+                });
+            }
+            Some(LoadState::Loading) => return SubjectLookup::Loading,
+            _ => {}
+        }
+        match self.subjects.as_ref().and_then(|s| s.get(handle)) {
+            Some(subject) => SubjectLookup::Loaded(subject),
+            None => SubjectLookup::Missing,
+        }
+    }
+
+    /// Reloads the subject's files (after training wrote its weights), when it came from
+    /// the asset server.
+    pub(crate) fn reload(&self, subject: &SubjectAsset) {
+        if let Some(server) = &self.server {
+            server.reload(subject.path().clone());
+        }
+    }
+}
+
+/// A display name of a subject handle: its asset path, else its id.
+pub(crate) fn handle_name(handle: &Handle<SubjectAsset>) -> String {
+    handle
+        .path()
+        .map_or_else(|| format!("{:?}", handle.id()), ToString::to_string)
 }
 
 /// The asset path of `file` (a path relative to the source's root) in the source of `of`.
