@@ -131,6 +131,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         techniques: args.techniques.techniques(),
         anchor_depth: depth,
         preview_every: None,
+        composition: None,
     };
     let result = pipeline.generate(
         &request,

@@ -128,7 +128,8 @@ struct View {
     mask: Tensor,
 }
 
-fn pixels(image: &image::RgbaImage, device: &Device) -> Result<Tensor> {
+/// An RGBA image's colour as a `[3, H, W]` tensor in [0, 1] (alpha dropped).
+pub(crate) fn pixels(image: &image::RgbaImage, device: &Device) -> Result<Tensor> {
     let (w, h) = image.dimensions();
     let rgb: Vec<f32> = image
         .pixels()
