@@ -9,9 +9,19 @@ use bevy::prelude::{Component, ReflectComponent, ReflectDefault};
 use bevy::reflect::{Reflect, ReflectDeserialize, ReflectSerialize, impl_reflect_opaque};
 
 use super::assets::SubjectAsset;
+use crate::mvcustom::compose::CompositionSettings;
 use crate::mvcustom::{Stage, Techniques};
 
 impl_reflect_opaque!((in bevy_mvcustom::mvcustom as Techniques) crate::mvcustom::Techniques(
+    Clone,
+    Debug,
+    PartialEq,
+    Default,
+    Serialize,
+    Deserialize
+));
+impl_reflect_opaque!((in bevy_mvcustom::mvcustom::compose as CompositionSettings)
+crate::mvcustom::compose::CompositionSettings(
     Clone,
     Debug,
     PartialEq,
@@ -61,6 +71,15 @@ pub struct MvCustomShot {
     /// rendering); `None`: the middle view. Must be one of this shot's cameras.
     #[entities]
     pub anchor: Option<Entity>,
+    /// Compose into the scene around this entity (the subject's placeholder): each view
+    /// keeps its camera's own render outside the entity's projected bounding box (its and
+    /// its descendants' `Aabb`s), grown by [`composition`](Self::composition), and only that
+    /// region is generated. Needs an app that renders; `None`: whole views are generated.
+    #[entities]
+    pub compose: Option<Entity>,
+    /// How far the generated region grows around the subject's projected bounds, and the
+    /// width of the band where it blends into the background.
+    pub composition: CompositionSettings,
 }
 
 impl MvCustomShot {
@@ -117,6 +136,13 @@ impl MvCustomShot {
     /// The same shot generating this subject.
     pub fn with_subject(mut self, subject: Handle<SubjectAsset>) -> Self {
         self.subject = Some(subject);
+        self
+    }
+
+    /// The same shot composed into the scene around `subject` (see
+    /// [`compose`](Self::compose)).
+    pub fn composed_around(mut self, subject: Entity) -> Self {
+        self.compose = Some(subject);
         self
     }
 

@@ -111,6 +111,37 @@ pub enum PluginError {
     /// The app has no asset folder (no `AssetPlugin`) to write trained weights to.
     #[error("training needs AssetPlugin: the subject's weights go to its asset folder")]
     NoAssetFolder,
+    /// The shot composes around an entity that has no bounding box (no `Aabb` on it or its
+    /// descendants).
+    #[error(
+        "shot {shot}: its compose subject {subject} has no bounding box (no `Aabb` on it or \
+         its descendants: give it a mesh, or an `Aabb`)"
+    )]
+    ComposeSubject {
+        /// The shot.
+        shot: Entity,
+        /// The entity it composes around.
+        subject: Entity,
+    },
+    /// The shot composes into the scene, but the app does not render it.
+    #[error(
+        "shot {shot}: composing into the scene needs the cameras' renders, and this app does \
+         not render (no render app with screenshots)"
+    )]
+    CompositionNeedsRenderer {
+        /// The shot.
+        shot: Entity,
+    },
+    /// A camera's render could not be captured as a composition background.
+    #[error("shot {shot}: the background of camera {}: {reason}", camera.map_or_else(|| "?".to_string(), |c| c.to_string()))]
+    Capture {
+        /// The shot.
+        shot: Entity,
+        /// The camera, when known.
+        camera: Option<Entity>,
+        /// What went wrong.
+        reason: String,
+    },
     /// A Bevy image cannot be turned into RGBA8 pixels.
     #[error("image: {reason}")]
     Image {

@@ -19,12 +19,14 @@
 //! [`camera::bevy`](crate::camera::bevy), that imports Bevy.
 //!
 //! In an app that renders, a shot whose anchor camera has a `DepthPrepass` hands that
-//! camera's rendered depth to DFR ([`depth`]), and [`MvCustomGpu`] shares the app's GPU with
-//! the feature renderer. The egui control panel is a separate plugin, `ui::MvCustomUiPlugin`
+//! camera's rendered depth to DFR ([`depth`]), a shot with [`MvCustomShot::compose`] keeps
+//! its cameras' renders around the subject's placeholder and generates only the subject
+//! ([`compose`]), and [`MvCustomGpu`] shares the app's GPU with the feature renderer. The egui control panel is a separate plugin, `ui::MvCustomUiPlugin`
 //! (feature `ui`), so that headless apps do without egui.
 
 pub mod assets;
 pub mod components;
+pub mod compose;
 pub mod depth;
 pub mod error;
 pub mod events;
@@ -45,6 +47,7 @@ use std::sync::Arc;
 use bevy::app::{App, Plugin, PostUpdate, PreStartup, PreUpdate, Startup};
 use bevy::asset::{AssetApp, Assets};
 use bevy::camera::CameraUpdateSystems;
+use bevy::camera::visibility::VisibilitySystems;
 use bevy::image::Image;
 use bevy::log::error;
 use bevy::math::UVec2;
@@ -53,6 +56,7 @@ use bevy::transform::TransformSystems;
 
 pub use assets::{SUBJECT_EXTENSION, SubjectAsset, SubjectLoader};
 pub use components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
+pub use compose::BackgroundCaptures;
 pub use depth::{DepthConversion, SceneDepthRequest};
 pub use error::PluginError;
 pub use events::{
@@ -210,13 +214,19 @@ impl Plugin for MvCustomPlugin {
                 PostUpdate,
                 MvCustomSystems::Start
                     .after(TransformSystems::Propagate)
-                    .after(CameraUpdateSystems),
+                    .after(CameraUpdateSystems)
+                    .after(VisibilitySystems::CalculateBounds),
             )
             .add_systems(
                 PreUpdate,
                 (
                     model::poll_model_load,
-                    (depth::receive_scene_depth, systems::poll_generations).chain(),
+                    (
+                        depth::receive_scene_depth,
+                        compose::receive_backgrounds,
+                        systems::poll_generations,
+                    )
+                        .chain(),
                     training::poll_trainings,
                 )
                     .in_set(MvCustomSystems::Poll),
@@ -241,6 +251,7 @@ impl Plugin for MvCustomPlugin {
 
     fn finish(&self, app: &mut App) {
         depth::setup(app);
+        compose::setup(app);
         if !app.world().contains_resource::<bevy::asset::AssetServer>() {
             error!(
                 "MvCustomPlugin needs AssetPlugin (part of DefaultPlugins; add it after \

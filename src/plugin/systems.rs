@@ -15,6 +15,7 @@ use bevy::transform::components::GlobalTransform;
 use super::assets::SubjectAsset;
 use super::assets::subject::{SubjectAssets, SubjectLookup, handle_name};
 use super::components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
+use super::compose::CompositionScene;
 use super::depth::{SceneDepthCapture, request_depth};
 use super::error::PluginError;
 use super::events::{CancelShot, GenerateShot, ShotCancelled, ShotFailed, ShotFinished};
@@ -146,7 +147,7 @@ fn cancel(
 }
 
 /// Marks `cameras` failed, drops the shot's task and reports [`ShotFailed`].
-fn fail_shot(
+pub(crate) fn fail_shot(
     commands: &mut Commands,
     shot: Entity,
     cameras: &[Entity],
@@ -218,9 +219,10 @@ fn shot_subject(
     }
 }
 
-/// Starts every queued generation from its cameras' poses now (after transform propagation
-/// and camera updates, so the poses are this frame's). A generation whose subject is still
-/// loading stays queued.
+/// Starts every queued generation from its cameras' poses now (after transform propagation,
+/// camera updates and bounds, so poses and boxes are this frame's). A generation whose
+/// subject is still loading stays queued; one that needs the scene's depth or backgrounds
+/// asks for them and waits.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn start_generations(
     mut commands: Commands,
@@ -238,6 +240,7 @@ pub(crate) fn start_generations(
     workers: Res<GenerationWorkers>,
     mut depth_capture: Option<ResMut<SceneDepthCapture>>,
     subject_assets: SubjectAssets,
+    mut scene: CompositionScene,
 ) {
     for (shot, settings, views, mut task) in &mut shots {
         if !task.is_queued() {
@@ -272,6 +275,14 @@ pub(crate) fn start_generations(
                         ensure_image(&mut status, &mut images, size);
                     }
                 }
+                let composition =
+                    match scene.request(&mut commands, shot, settings, &request, &ordered) {
+                        Ok(composition) => composition,
+                        Err(error) => {
+                            fail_shot(&mut commands, shot, &ordered, &mut statuses, error);
+                            continue;
+                        }
+                    };
                 let scene_depth = request_depth(
                     &mut commands,
                     depth_capture.as_deref_mut(),
@@ -284,18 +295,19 @@ pub(crate) fn start_generations(
                         _ => None,
                     },
                 );
-                match scene_depth {
-                    Some(pending) => {
-                        let waiting = GenerationState::Running {
-                            stage: Stage::AnchorDepth,
-                            step: 0,
-                            total: request.steps,
-                        };
-                        set_states(&ordered, &mut statuses, &waiting);
-                        task.await_depth(request, subject, ordered, pending);
-                    }
-                    None => task.start(&model, &workers, request, subject, ordered),
+                if scene_depth.is_none() && composition.is_none() {
+                    task.start(&model, &workers, request, subject, ordered);
+                    continue;
                 }
+                if scene_depth.is_some() {
+                    let waiting = GenerationState::Running {
+                        stage: Stage::AnchorDepth,
+                        step: 0,
+                        total: request.steps,
+                    };
+                    set_states(&ordered, &mut statuses, &waiting);
+                }
+                task.await_scene(request, subject, ordered, scene_depth, composition);
             }
             Err(error) => fail_shot(&mut commands, shot, cameras_of(views), &mut statuses, error),
         }

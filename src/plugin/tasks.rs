@@ -14,10 +14,12 @@ use bevy::prelude::{Component, Resource};
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
 use super::assets::SubjectAsset;
+use super::compose::PendingComposition;
 use super::depth::PendingDepth;
 use super::error::PluginError;
 use super::model::MvCustomModel;
 use crate::diffusion::CancelToken;
+use crate::mvcustom::compose::CompositionInput;
 use crate::mvcustom::{GeneratedViews, GenerationEvent, GenerationRequest};
 use crate::render::DepthMap;
 
@@ -36,18 +38,21 @@ pub struct GenerationTask {
 enum TaskState {
     /// Waiting for the start system to read the poses.
     Queued,
-    /// Poses read; waiting for the anchor camera's rendered depth.
-    AwaitingDepth(Box<AwaitingDepth>),
+    /// Poses read; waiting for the anchor camera's rendered depth and/or the views'
+    /// rendered backgrounds.
+    AwaitingScene(Box<AwaitingScene>),
     /// Computing.
     Running(RunningGeneration),
 }
 
-/// A request whose poses are read, waiting for its anchor depth to start.
-struct AwaitingDepth {
+/// A request whose poses are read, waiting for what it needs of the rendered scene (each
+/// `None` once resolved, or when not needed) to start.
+struct AwaitingScene {
     request: GenerationRequest,
     subject: Option<SubjectAsset>,
     views: Vec<Entity>,
-    depth: PendingDepth,
+    depth: Option<PendingDepth>,
+    composition: Option<PendingComposition>,
 }
 
 /// A spawned generation: its task, progress channel, cancel token and the cameras it
@@ -96,7 +101,7 @@ impl GenerationTask {
     pub(crate) fn views(&self) -> &[Entity] {
         match &self.state {
             TaskState::Queued => &[],
-            TaskState::AwaitingDepth(awaiting) => &awaiting.views,
+            TaskState::AwaitingScene(awaiting) => &awaiting.views,
             TaskState::Running(running) => &running.views,
         }
     }
@@ -105,56 +110,81 @@ impl GenerationTask {
     pub(crate) fn total_steps(&self) -> usize {
         match &self.state {
             TaskState::Queued => 0,
-            TaskState::AwaitingDepth(awaiting) => awaiting.request.steps,
+            TaskState::AwaitingScene(awaiting) => awaiting.request.steps,
             TaskState::Running(running) => running.total_steps,
         }
     }
 
-    /// Holds `request` for `views` until the anchor depth `depth` waits for arrives (then
-    /// [`start_with_depth`](Self::start_with_depth)).
-    pub(crate) fn await_depth(
+    /// Holds `request` for `views` until the anchor depth `depth` and the backgrounds
+    /// `composition` wait for have arrived (see [`start_when_ready`](Self::start_when_ready)).
+    pub(crate) fn await_scene(
         &mut self,
         request: GenerationRequest,
         subject: Option<SubjectAsset>,
         views: Vec<Entity>,
-        depth: PendingDepth,
+        depth: Option<PendingDepth>,
+        composition: Option<PendingComposition>,
     ) {
-        self.state = TaskState::AwaitingDepth(Box::new(AwaitingDepth {
+        self.state = TaskState::AwaitingScene(Box::new(AwaitingScene {
             request,
             subject,
             views,
             depth,
+            composition,
         }));
     }
 
-    /// What a generation waiting for its anchor depth waits for.
+    /// The anchor depth a generation waits for, if it still waits for one.
     pub(crate) fn pending_depth_mut(&mut self) -> Option<&mut PendingDepth> {
         match &mut self.state {
-            TaskState::AwaitingDepth(awaiting) => Some(&mut awaiting.depth),
+            TaskState::AwaitingScene(awaiting) => awaiting.depth.as_mut(),
             _ => None,
         }
     }
 
-    /// Starts a generation that waited for its anchor depth, with that depth (`None`: it did
-    /// not come: the pipeline falls back to estimating it, or to no DFR). Does nothing in any other state.
-    pub(crate) fn start_with_depth(
-        &mut self,
-        depth: Option<DepthMap>,
-        model: &MvCustomModel,
-        workers: &GenerationWorkers,
-    ) {
-        match std::mem::replace(&mut self.state, TaskState::Queued) {
-            TaskState::AwaitingDepth(awaiting) => {
-                let AwaitingDepth {
-                    mut request,
-                    subject,
-                    views,
-                    ..
-                } = *awaiting;
-                request.anchor_depth = depth;
-                self.start(model, workers, request, subject, views);
-            }
-            other => self.state = other,
+    /// The backgrounds a generation waits for, if it still waits for them.
+    pub(crate) fn pending_composition_mut(&mut self) -> Option<&mut PendingComposition> {
+        match &mut self.state {
+            TaskState::AwaitingScene(awaiting) => awaiting.composition.as_mut(),
+            _ => None,
+        }
+    }
+
+    /// The anchor depth arrived (`None`: it did not come: the pipeline falls back to
+    /// estimating it, or to no DFR).
+    pub(crate) fn resolve_depth(&mut self, depth: Option<DepthMap>) {
+        if let TaskState::AwaitingScene(awaiting) = &mut self.state {
+            awaiting.request.anchor_depth = depth;
+            awaiting.depth = None;
+        }
+    }
+
+    /// The backgrounds arrived.
+    pub(crate) fn resolve_composition(&mut self, composition: CompositionInput) {
+        if let TaskState::AwaitingScene(awaiting) = &mut self.state {
+            awaiting.request.composition = Some(composition);
+            awaiting.composition = None;
+        }
+    }
+
+    /// Starts a generation that waited for the scene once nothing is pending any more. Does
+    /// nothing in any other state.
+    pub(crate) fn start_when_ready(&mut self, model: &MvCustomModel, workers: &GenerationWorkers) {
+        let ready = matches!(&self.state, TaskState::AwaitingScene(awaiting)
+            if awaiting.depth.is_none() && awaiting.composition.is_none());
+        if !ready {
+            return;
+        }
+        if let TaskState::AwaitingScene(awaiting) =
+            std::mem::replace(&mut self.state, TaskState::Queued)
+        {
+            let AwaitingScene {
+                request,
+                subject,
+                views,
+                ..
+            } = *awaiting;
+            self.start(model, workers, request, subject, views);
         }
     }
 
