@@ -37,8 +37,8 @@ use bevy::winit::{UpdateMode, WinitSettings};
 use bevy_egui::input::EguiWantsInput;
 use bevy_egui::{EguiGlobalSettings, PrimaryEguiContext};
 use bevy_mvcustom::mvcustom::{default_model_dir, demo_subjects_dir};
-use bevy_mvcustom::plugin::MvCustomSubject;
 use bevy_mvcustom::plugin::ui::{MvCustomUiPlugin, MvCustomUiState};
+use bevy_mvcustom::plugin::{MvCustomSubject, demo_subjects};
 use bevy_mvcustom::prelude::*;
 
 /// Where the rig looks: the middle of the placeholder.
@@ -135,14 +135,14 @@ impl Options {
             _ => {}
         }
         if let Some(name) = &options.subject
-            && !demo_subjects().iter().any(|(subject, _)| subject == name)
+            && !demo_subjects().iter().any(|subject| &subject.name == name)
         {
             return Err(format!(
                 "no demo subject `{name}` in {} (there are: {})",
                 demo_subjects_dir().display(),
                 demo_subjects()
                     .iter()
-                    .map(|(name, _)| name.as_str())
+                    .map(|subject| subject.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
@@ -157,25 +157,6 @@ impl Options {
             None => MvCustomPlugin::embedded(),
         }
     }
-}
-
-/// The demo subjects shipped in `assets/subjects/`: each folder's name and the asset path of
-/// its definition.
-fn demo_subjects() -> Vec<(String, String)> {
-    let Ok(folders) = std::fs::read_dir(demo_subjects_dir()) else {
-        return Vec::new();
-    };
-    let mut subjects: Vec<(String, String)> = folders
-        .filter_map(Result::ok)
-        .filter(|folder| folder.path().join("subject.ron").is_file())
-        .map(|folder| {
-            let name = folder.file_name().to_string_lossy().into_owned();
-            let path = format!("subjects/{name}/subject.ron");
-            (name, path)
-        })
-        .collect();
-    subjects.sort();
-    subjects
 }
 
 fn main() -> AppExit {
@@ -362,12 +343,12 @@ fn spawn_rig(
 ) {
     let mut shot =
         MvCustomShot::new(options.prompt.clone()).with_negative_prompt("blurry, low quality");
-    for (name, path) in demo_subjects() {
-        let subject: Handle<SubjectAsset> = asset_server.load(path);
-        if options.subject.as_ref() == Some(&name) {
+    for demo in demo_subjects() {
+        let subject: Handle<SubjectAsset> = asset_server.load(demo.asset_path);
+        if options.subject.as_ref() == Some(&demo.name) {
             shot = shot.with_subject(subject.clone());
         }
-        commands.spawn((MvCustomSubject::new(subject), Name::new(name)));
+        commands.spawn((MvCustomSubject::new(subject), Name::new(demo.name)));
     }
     if options.compose {
         shot = shot.composed_around(*placeholder);

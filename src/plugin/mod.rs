@@ -54,7 +54,7 @@ use bevy::math::UVec2;
 use bevy::prelude::{IntoScheduleConfigs, SystemSet};
 use bevy::transform::TransformSystems;
 
-pub use assets::{SUBJECT_EXTENSION, SubjectAsset, SubjectLoader};
+pub use assets::{DemoSubject, SUBJECT_EXTENSION, SubjectAsset, SubjectLoader, demo_subjects};
 pub use components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
 pub use compose::BackgroundCaptures;
 pub use depth::{DepthConversion, SceneDepthRequest};

@@ -7,7 +7,7 @@ pub mod subject;
 use bevy::app::App;
 use bevy::asset::AssetApp;
 
-pub use subject::{SUBJECT_EXTENSION, SubjectAsset, SubjectLoader};
+pub use subject::{DemoSubject, SUBJECT_EXTENSION, SubjectAsset, SubjectLoader, demo_subjects};
 
 /// Registers the asset types and their loaders.
 pub(crate) fn register(app: &mut App) {

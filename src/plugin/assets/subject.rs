@@ -143,6 +143,35 @@ impl AssetLoader for SubjectLoader {
     }
 }
 
+/// A demo subject shipped in the crate's `assets/subjects/<name>/subject.ron`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DemoSubject {
+    /// Its folder's name.
+    pub name: String,
+    /// The asset path of its definition (`subjects/<name>/subject.ron`), for an app whose
+    /// asset folder is the crate's `assets/` (the default when run by cargo from the crate).
+    pub asset_path: String,
+}
+
+/// The demo subjects in [`demo_subjects_dir`](crate::mvcustom::demo_subjects_dir), by name
+/// (none when the folder does not exist).
+pub fn demo_subjects() -> Vec<DemoSubject> {
+    let Ok(folders) = std::fs::read_dir(crate::mvcustom::demo_subjects_dir()) else {
+        return Vec::new();
+    };
+    let mut subjects: Vec<DemoSubject> = folders
+        .filter_map(Result::ok)
+        .filter(|folder| folder.path().join("subject.ron").is_file())
+        .map(|folder| {
+            let name = folder.file_name().to_string_lossy().into_owned();
+            let asset_path = format!("subjects/{name}/subject.ron");
+            DemoSubject { name, asset_path }
+        })
+        .collect();
+    subjects.sort();
+    subjects
+}
+
 /// Where a subject handle stands, for a system about to use it.
 pub(crate) enum SubjectLookup<'a> {
     /// Loaded (and not reloading).
