@@ -205,8 +205,7 @@ fn main() -> AppExit {
             auto_create_primary_context: false,
             ..default()
         })
-        .add_systems(Startup, (spawn_camera, set_panel_settings))
-        .add_systems(Update, name_subject_in_prompt);
+        .add_systems(Startup, (spawn_camera, set_panel_settings));
     }
     app.insert_resource(options)
         .add_systems(Startup, spawn_subject_and_train)
@@ -231,10 +230,9 @@ fn spawn_subject_and_train(
         ))
         .id();
     commands.trigger(TrainSubject::new(entity, options.settings.clone()));
-    // The prompt names the subject by its token once the definition has loaded.
     let shot = commands
         .spawn((
-            MvCustomShot::default().with_subject(subject),
+            MvCustomShot::new("a photo of {subject}").with_subject(subject),
             Name::new(format!("{name} views")),
         ))
         .id();
@@ -251,26 +249,6 @@ fn spawn_subject_and_train(
             MvCustom::new(shot).with_order(k),
             Name::new(format!("view {k}")),
         ));
-    }
-}
-
-/// Names the subject by its token in an empty prompt, once its definition has loaded.
-fn name_subject_in_prompt(
-    mut shots: Query<&mut MvCustomShot>,
-    subjects: Res<Assets<SubjectAsset>>,
-) {
-    for mut shot in &mut shots {
-        if !shot.prompt.is_empty() {
-            continue;
-        }
-        let token = shot
-            .subject
-            .as_ref()
-            .and_then(|handle| subjects.get(handle))
-            .map(|subject| subject.subject().token.clone());
-        if let Some(token) = token {
-            shot.prompt = format!("a photo of {token}");
-        }
     }
 }
 

@@ -112,10 +112,11 @@ fn write_subject(root: &Path, text: &str, weights: Option<&[f32]>) -> PathBuf {
     path
 }
 
-/// Records the subject each generation was given and answers with flat views.
+/// Records the subject and prompt each generation was given and answers with flat views.
 #[derive(Default)]
 struct Recorder {
     subjects: Mutex<Vec<Option<String>>>,
+    prompts: Mutex<Vec<String>>,
 }
 
 impl ViewGenerator for Recorder {
@@ -130,6 +131,7 @@ impl ViewGenerator for Recorder {
             .lock()
             .unwrap()
             .push(subject.map(|s| s.subject().token.clone()));
+        self.prompts.lock().unwrap().push(request.prompt.clone());
         let images = request
             .cameras
             .iter()
@@ -232,7 +234,7 @@ fn subject(world: &World, handle: &Handle<SubjectAsset>) -> Option<SubjectAsset>
 /// A shot of `subject` with two cameras, generating.
 fn spawn_shot(world: &mut World, subject: Handle<SubjectAsset>) -> (Entity, Vec<Entity>) {
     let shot = world
-        .spawn(MvCustomShot::new("a photo of <robot>").with_subject(subject))
+        .spawn(MvCustomShot::new("a photo of {subject}").with_subject(subject))
         .id();
     let cameras = (0..2)
         .map(|k| {
@@ -339,6 +341,27 @@ fn a_shot_waits_for_its_subject_and_generates_with_it() {
     assert_eq!(
         *recorder.subjects.lock().unwrap(),
         vec![Some("<robot>".to_string())]
+    );
+    // `{subject}` in the prompt stands for the subject's token.
+    assert_eq!(*recorder.prompts.lock().unwrap(), ["a photo of <robot>"]);
+    // Without a subject, it is an error.
+    let world = app.world_mut();
+    let orphan = world.spawn(MvCustomShot::new("a photo of {subject}")).id();
+    world.spawn((
+        Camera::default(),
+        Projection::Perspective(PerspectiveProjection::default()),
+        Transform::from_xyz(0.0, 0.0, 3.0),
+        MvCustom::new(orphan),
+    ));
+    world.trigger(GenerateShot { shot: orphan });
+    update_until(&mut app, "the orphan shot to fail", |world| {
+        !world.resource::<Reports>().failed.is_empty()
+    });
+    let (failed, error) = &app.world().resource::<Reports>().failed[0];
+    assert_eq!(*failed, orphan);
+    assert!(
+        error.contains("names `{subject}` but the shot has no subject"),
+        "{error}"
     );
 }
 

@@ -33,6 +33,11 @@ impl_reflect_opaque!((in bevy_mvcustom::mvcustom as Stage) crate::mvcustom::Stag
     Clone, Debug, PartialEq
 ));
 
+/// Written in a shot's prompt (or negative prompt), stands for its subject's token:
+/// `"a photo of {subject} on a beach"` generates `a photo of <teddy> on a beach` for the
+/// subject `<teddy>`.
+pub const SUBJECT_PLACEHOLDER: &str = "{subject}";
+
 /// One generation's worth of settings: the cameras pointing at this entity with [`MvCustom`]
 /// are generated together, as consistent views of one subject in one scene.
 ///
@@ -43,8 +48,8 @@ impl_reflect_opaque!((in bevy_mvcustom::mvcustom as Stage) crate::mvcustom::Stag
 #[derive(Component, Reflect, Clone, Debug, Default, PartialEq)]
 #[reflect(Component, Default, Debug, PartialEq)]
 pub struct MvCustomShot {
-    /// The prompt, naming the shot's subject (if any) by its token: `a photo of <teddy> on
-    /// a beach`.
+    /// The prompt, naming the shot's subject (if any) by its token, `a photo of <teddy> on
+    /// a beach`, or by [`SUBJECT_PLACEHOLDER`]: `a photo of {subject} on a beach`.
     pub prompt: String,
     /// What to steer away from ("" for nothing).
     pub negative_prompt: String,

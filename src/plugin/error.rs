@@ -69,6 +69,12 @@ pub enum PluginError {
         /// The shot.
         shot: Entity,
     },
+    /// The shot's prompt names `{subject}` but the shot has no subject.
+    #[error("shot {shot}: its prompt names `{{subject}}` but the shot has no subject")]
+    PlaceholderWithoutSubject {
+        /// The shot.
+        shot: Entity,
+    },
     /// The shot's subject has no trained weights yet.
     #[error(
         "shot {shot}: subject {path} is not trained yet (no weights file {weights}); train it \

@@ -55,7 +55,9 @@ use bevy::prelude::{IntoScheduleConfigs, SystemSet};
 use bevy::transform::TransformSystems;
 
 pub use assets::{DemoSubject, SUBJECT_EXTENSION, SubjectAsset, SubjectLoader, demo_subjects};
-pub use components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
+pub use components::{
+    GenerationState, MvCustom, MvCustomShot, MvCustomStatus, SUBJECT_PLACEHOLDER, ShotViews,
+};
 pub use compose::BackgroundCaptures;
 pub use depth::{DepthConversion, SceneDepthRequest};
 pub use error::PluginError;

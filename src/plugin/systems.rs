@@ -14,7 +14,9 @@ use bevy::transform::components::GlobalTransform;
 
 use super::assets::SubjectAsset;
 use super::assets::subject::{SubjectAssets, SubjectLookup, handle_name};
-use super::components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
+use super::components::{
+    GenerationState, MvCustom, MvCustomShot, MvCustomStatus, SUBJECT_PLACEHOLDER, ShotViews,
+};
 use super::compose::CompositionScene;
 use super::depth::{SceneDepthCapture, request_depth};
 use super::error::PluginError;
@@ -24,7 +26,7 @@ use super::model::MvCustomModel;
 use super::poses::{CameraParts, build_request};
 use super::settings::ShotDefaults;
 use super::tasks::{GenerationTask, GenerationWorkers, Outcome, Polled};
-use crate::mvcustom::{GenerationEvent, Stage};
+use crate::mvcustom::{GenerationEvent, GenerationRequest, Stage};
 
 /// What the start system reads of a camera for its pose.
 type CameraData = (
@@ -219,6 +221,28 @@ fn shot_subject(
     }
 }
 
+/// `request` (with its views) with [`SUBJECT_PLACEHOLDER`] in its prompts replaced by the
+/// token of the shot's `subject`; without a subject, a prompt holding the placeholder fails.
+fn name_subject(
+    shot: Entity,
+    (mut request, views): (GenerationRequest, Vec<Entity>),
+    subject: Option<&SubjectAsset>,
+) -> Result<(GenerationRequest, Vec<Entity>), PluginError> {
+    let prompts = [&mut request.prompt, &mut request.negative_prompt];
+    match subject {
+        Some(subject) => {
+            for prompt in prompts {
+                *prompt = prompt.replace(SUBJECT_PLACEHOLDER, &subject.subject().token);
+            }
+        }
+        None if prompts.iter().any(|p| p.contains(SUBJECT_PLACEHOLDER)) => {
+            return Err(PluginError::PlaceholderWithoutSubject { shot });
+        }
+        None => {}
+    }
+    Ok((request, views))
+}
+
 /// Starts every queued generation from its cameras' poses now (after transform propagation,
 /// camera updates and bounds, so poses and boxes are this frame's). A generation whose
 /// subject is still loading stays queued; one that needs the scene's depth or backgrounds
@@ -267,7 +291,9 @@ pub(crate) fn start_generations(
                 })
             })
             .collect();
-        match build_request(shot, settings, parts, &defaults) {
+        let built = build_request(shot, settings, parts, &defaults)
+            .and_then(|built| name_subject(shot, built, subject.as_ref()));
+        match built {
             Ok((mut request, ordered)) => {
                 let size = UVec2::new(request.width, request.height);
                 for &camera in &ordered {
