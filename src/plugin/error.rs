@@ -162,6 +162,20 @@ pub enum PluginError {
         /// What went wrong.
         reason: String,
     },
+    /// The model configuration asset failed to load.
+    #[error("model configuration {path}: {reason}")]
+    ModelConfig {
+        /// The configuration's asset path.
+        path: String,
+        /// The loader's error.
+        reason: String,
+    },
+    /// The model comes from a configuration asset that has not been applied yet.
+    #[error("the model configuration {path} has not loaded yet")]
+    ModelConfigPending {
+        /// The configuration's asset path.
+        path: String,
+    },
     /// The generator returned another number of images than views were asked for.
     #[error("the generator returned {got} images for {expected} views")]
     ViewCount {

@@ -33,6 +33,7 @@ pub mod events;
 pub mod gpu;
 pub mod images;
 pub mod model;
+pub mod model_config;
 pub mod poses;
 pub mod settings;
 mod systems;
@@ -67,6 +68,7 @@ pub use events::{
 pub use gpu::{MvCustomGpu, gpu_context};
 pub use images::{placeholder_image, save_png, to_bevy_image, to_rgba_image};
 pub use model::{ModelLoadFailed, MvCustomModel, ViewGenerator};
+pub use model_config::{ActiveModelConfig, ModelConfigState};
 pub use poses::view_camera;
 pub use settings::{Compute, ComputeDevice, ModelSource, Precision, ShotDefaults};
 pub use tasks::{GenerationTask, GenerationWorkers};
@@ -129,6 +131,13 @@ impl MvCustomPlugin {
     /// procedural world and shipped in the crate's `assets/default_model`), on the CPU in f32.
     pub fn embedded() -> Self {
         Self::from_folder(crate::mvcustom::default_model_dir())
+    }
+
+    /// A plugin whose model, compute settings and defaults come from a model configuration
+    /// asset (`*.model.ron`, see [`ModelConfigAsset`]) at this asset path; editing the file
+    /// switches them (for generations started afterwards).
+    pub fn from_config(asset_path: impl Into<String>) -> Self {
+        Self::from_source(ModelSource::Config(asset_path.into()))
     }
 
     /// A plugin generating with a model the app built itself.
@@ -200,6 +209,7 @@ impl Plugin for MvCustomPlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(self.defaults.clone())
             .insert_resource(MvCustomModel::new(self.model.clone(), self.compute))
+            .insert_resource(model_config::EagerModelLoad(self.load_on_startup))
             .init_resource::<GenerationWorkers>()
             .register_type::<MvCustomShot>()
             .register_type::<MvCustom>()
@@ -245,7 +255,8 @@ impl Plugin for MvCustomPlugin {
             .add_observer(training::on_train)
             .add_observer(training::on_cancel_training)
             .add_observer(training::on_subject_removed)
-            .add_systems(PreStartup, gpu::share_render_device);
+            .add_systems(PreStartup, gpu::share_render_device)
+            .add_systems(Startup, model_config::load_model_config);
         if self.load_on_startup {
             app.add_systems(Startup, model::start_model_load);
         }
@@ -262,6 +273,12 @@ impl Plugin for MvCustomPlugin {
             return;
         }
         assets::register(app);
+        app.add_systems(
+            PreUpdate,
+            model_config::apply_model_config
+                .in_set(MvCustomSystems::Poll)
+                .before(model::poll_model_load),
+        );
         let folder = AssetFolder::of_app(app);
         if !app.world().contains_resource::<AssetFolder>() {
             app.insert_resource(folder);

@@ -168,6 +168,9 @@ impl MvCustomModel {
         let path = match &self.inner.source {
             ModelSource::Generator(generator) => return Ok(Arc::clone(generator)),
             ModelSource::Folder(path) => path,
+            ModelSource::Config(path) => {
+                return Err(PluginError::ModelConfigPending { path: path.clone() });
+            }
         };
         // A panic while loading poisons the lock with the slot still empty: nothing to repair.
         let mut slot = self
@@ -209,8 +212,16 @@ pub struct ModelLoadFailed {
 #[derive(Resource)]
 pub(crate) struct ModelLoadTask(Task<std::result::Result<(), PluginError>>);
 
-/// Starts loading the model on a task-pool thread (start-up system, when asked for).
+/// Starts loading the model on a task-pool thread (start-up system, when asked for; a model
+/// from a configuration loads once the configuration applies).
 pub(crate) fn start_model_load(mut commands: Commands, model: Res<MvCustomModel>) {
+    if !matches!(model.source(), ModelSource::Config(_)) {
+        spawn_model_load(&mut commands, &model);
+    }
+}
+
+/// Loads `model` on a task-pool thread; [`poll_model_load`] reports a failure.
+pub(crate) fn spawn_model_load(commands: &mut Commands, model: &MvCustomModel) {
     let model = model.clone();
     let task = AsyncComputeTaskPool::get()
         .spawn(async move { catch_panics("model load", || model.get_or_load().map(drop)) });

@@ -23,6 +23,7 @@ use super::error::PluginError;
 use super::events::{CancelShot, GenerateShot, ShotCancelled, ShotFailed, ShotFinished};
 use super::images::{placeholder_image, to_bevy_image};
 use super::model::MvCustomModel;
+use super::model_config::{ActiveModelConfig, model_readiness};
 use super::poses::{CameraParts, build_request};
 use super::settings::ShotDefaults;
 use super::tasks::{GenerationTask, GenerationWorkers, Outcome, Polled};
@@ -245,7 +246,7 @@ fn name_subject(
 
 /// Starts every queued generation from its cameras' poses now (after transform propagation,
 /// camera updates and bounds, so poses and boxes are this frame's). A generation whose
-/// subject is still loading stays queued; one that needs the scene's depth or backgrounds
+/// subject or model configuration is still loading stays queued; one that needs the scene's depth or backgrounds
 /// asks for them and waits.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn start_generations(
@@ -265,10 +266,19 @@ pub(crate) fn start_generations(
     mut depth_capture: Option<ResMut<SceneDepthCapture>>,
     subject_assets: SubjectAssets,
     mut scene: CompositionScene,
+    config: Option<Res<ActiveModelConfig>>,
 ) {
     for (shot, settings, views, mut task) in &mut shots {
         if !task.is_queued() {
             continue;
+        }
+        match model_readiness(config.as_deref()) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(error) => {
+                fail_shot(&mut commands, shot, cameras_of(views), &mut statuses, error);
+                continue;
+            }
         }
         let subject = match shot_subject(shot, settings.subject.as_ref(), &subject_assets) {
             ShotSubject::Ready(subject) => subject,

@@ -197,10 +197,7 @@ impl SubjectAssets<'_> {
     pub(crate) fn lookup(&self, handle: &Handle<SubjectAsset>) -> SubjectLookup<'_> {
         match self.server.as_ref().map(|server| server.load_state(handle)) {
             Some(LoadState::Failed(error)) => {
-                return SubjectLookup::Failed(match error.as_ref() {
-                    AssetLoadError::AssetLoaderError(e) => e.error().to_string(),
-                    other => other.to_string(),
-                });
+                return SubjectLookup::Failed(load_error_text(&error));
             }
             Some(LoadState::Loading) => return SubjectLookup::Loading,
             _ => {}
@@ -217,6 +214,15 @@ impl SubjectAssets<'_> {
         if let Some(server) = &self.server {
             server.reload(subject.path().clone());
         }
+    }
+}
+
+/// The text of a failed load: the loader's own error (which names the file and field) when
+/// the loader failed, else the asset server's.
+pub(crate) fn load_error_text(error: &AssetLoadError) -> String {
+    match error {
+        AssetLoadError::AssetLoaderError(e) => e.error().to_string(),
+        other => other.to_string(),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::mvcustom::train::TrainEvent;
 use crate::plugin::assets::subject::{SubjectAssets, SubjectLookup, handle_name};
 use crate::plugin::error::PluginError;
 use crate::plugin::model::MvCustomModel;
+use crate::plugin::model_config::{ActiveModelConfig, model_readiness};
 use crate::plugin::tasks::GenerationWorkers;
 
 /// Queues a training of the entity's subject, replacing (cancelling) one still running.
@@ -107,10 +108,19 @@ pub(crate) fn start_trainings(
     folder: Option<Res<AssetFolder>>,
     model: Res<MvCustomModel>,
     workers: Res<GenerationWorkers>,
+    config: Option<Res<ActiveModelConfig>>,
 ) {
     for (entity, subject, mut task, mut status) in &mut queued {
         if !task.is_queued() {
             continue;
+        }
+        match model_readiness(config.as_deref()) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(error) => {
+                fail(&mut commands, entity, Some(&mut status), error);
+                continue;
+            }
         }
         let asset = match subject_assets.lookup(&subject.subject) {
             SubjectLookup::Loaded(asset) => asset,

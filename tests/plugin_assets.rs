@@ -1,8 +1,8 @@
-//! Subjects in the Bevy plugin, in headless apps: subject definitions loaded as assets with
-//! their images and weights, hot-reloaded when the file changes, bad files and untrained
-//! subjects failing their shots while the app keeps running; subjects trained from the app
-//! with the tiny model (status, loss history, weights written and reloaded), cancelled,
-//! failing.
+//! The plugin's assets in headless apps: subject definitions loaded with their images and
+//! weights, hot-reloaded when the file changes, bad files and untrained subjects failing
+//! their shots while the app keeps running; subjects trained from the app with the tiny model
+//! (status, loss history, weights written and reloaded), cancelled, failing; a model
+//! configuration choosing the model and defaults, hot-reloaded, failing when broken.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,8 +23,9 @@ use bevy_mvcustom::mvcustom::{
     GeneratedViews, GenerationEvent, GenerationRequest, MvError, Subject,
 };
 use bevy_mvcustom::plugin::{
-    CancelTraining, GenerationWorkers, MvCustomSubject, TrainSubject, TrainingCancelled,
-    TrainingFailed, TrainingFinished, TrainingState, TrainingStatus, ViewGenerator,
+    ActiveModelConfig, CancelTraining, GenerationWorkers, ModelConfigState, MvCustomSubject,
+    TrainSubject, TrainingCancelled, TrainingFailed, TrainingFinished, TrainingState,
+    TrainingStatus, ViewGenerator,
 };
 use bevy_mvcustom::prelude::*;
 use bevy_mvcustom::train::AdamWConfig;
@@ -681,4 +682,91 @@ fn trainings_cancel_on_request_or_despawn_and_failures_keep_the_app_running() {
         TrainingState::Failed(_)
     ));
     assert_eq!(busy(app.world()), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Model configuration.
+
+fn write_model_config(root: &Path, text: &str) {
+    std::fs::create_dir_all(root.join("models")).unwrap();
+    std::fs::write(root.join("models/tiny.model.ron"), text).unwrap();
+}
+
+fn model_config_text(steps: u32, guidance: f32) -> String {
+    format!(
+        r#"(folder: "{}", compute: (device: Cpu, precision: F32),
+            defaults: Some((steps: {steps}, guidance: {guidance}, size: (32, 32))))"#,
+        tiny_model().display()
+    )
+}
+
+fn config_state(world: &World) -> ModelConfigState {
+    world.resource::<ActiveModelConfig>().state().clone()
+}
+
+#[test]
+fn a_model_configuration_chooses_the_model_and_defaults_and_hot_reloads() {
+    let dir = scratch("config");
+    write_model_config(&dir.0, &model_config_text(2, 3.0));
+    let mut app = app_with(&dir.0, MvCustomPlugin::from_config("models/tiny.model.ron"));
+    // Asked for before the configuration has loaded: the shot waits for it.
+    let world = app.world_mut();
+    let shot = world
+        .spawn(MvCustomShot::new("a red cube").with_techniques(Techniques::none()))
+        .id();
+    let camera = world
+        .spawn((
+            Camera::default(),
+            Projection::Perspective(PerspectiveProjection::default()),
+            Transform::from_xyz(0.0, 0.0, 3.0).looking_at(Vec3::ZERO, Vec3::Y),
+            MvCustom::new(shot),
+        ))
+        .id();
+    world.trigger(GenerateShot { shot });
+    update_until(&mut app, "the configured generation", |world| {
+        !state(world, camera).is_busy()
+    });
+    assert_eq!(state(app.world(), camera), GenerationState::Done);
+    assert_eq!(config_state(app.world()), ModelConfigState::Applied);
+    let defaults = app.world().resource::<ShotDefaults>().clone();
+    assert_eq!((defaults.steps, defaults.guidance), (2, 3.0));
+    assert_eq!(defaults.size, UVec2::new(32, 32));
+    let image = app
+        .world()
+        .get::<MvCustomStatus>(camera)
+        .and_then(|status| status.image().cloned())
+        .unwrap();
+    let size = app
+        .world()
+        .resource::<Assets<Image>>()
+        .get(&image)
+        .unwrap()
+        .size();
+    assert_eq!(size, UVec2::new(32, 32), "the configured size");
+
+    // Editing the file switches the defaults.
+    write_model_config(&dir.0, &model_config_text(3, 1.5));
+    update_until(&mut app, "the edited configuration", |world| {
+        world.resource::<ShotDefaults>().steps == 3
+    });
+    assert_eq!(app.world().resource::<ShotDefaults>().guidance, 1.5);
+
+    // A broken file fails generations, naming the file and field, until it is fixed.
+    write_model_config(&dir.0, r#"(folder: "")"#);
+    update_until(&mut app, "the broken configuration", |world| {
+        matches!(config_state(world), ModelConfigState::Failed(_))
+    });
+    app.world_mut().trigger(GenerateShot { shot });
+    update_until(&mut app, "the shot to fail", |world| {
+        !world.resource::<Reports>().failed.is_empty()
+    });
+    let (_, error) = &app.world().resource::<Reports>().failed[0];
+    assert!(
+        error.contains("models/tiny.model.ron") && error.contains("`folder` must name"),
+        "{error}"
+    );
+    write_model_config(&dir.0, &model_config_text(2, 3.0));
+    update_until(&mut app, "the fixed configuration", |world| {
+        config_state(world) == ModelConfigState::Applied
+    });
 }
