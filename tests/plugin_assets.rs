@@ -104,7 +104,13 @@ fn write_subject(root: &Path, text: &str, weights: Option<&[f32]>) -> PathBuf {
                 "token_embedding".to_string(),
                 Tensor::new(row, &Device::Cpu).unwrap(),
             )]);
-            candle_core::safetensors::save(&tensors, &weights_path).unwrap();
+            let metadata = HashMap::from([("trained".to_string(), "in a test".to_string())]);
+            safetensors::serialize_to_file(
+                tensors.iter().map(|(name, tensor)| (name.as_str(), tensor)),
+                Some(metadata),
+                &weights_path,
+            )
+            .unwrap();
         }
         None => {
             let _ = std::fs::remove_file(&weights_path);
@@ -292,10 +298,10 @@ fn a_subject_loads_with_its_files_and_hot_reloads_when_edited() {
         Path::new("robot/robot.subject.safetensors"),
         "paths are relative to the asset root"
     );
-    let row = loaded.weights().expect("the weights file loads with it")["token_embedding"]
-        .to_vec1::<f32>()
-        .unwrap();
+    let weights = loaded.weights().expect("the weights file loads with it");
+    let row = weights.tensors["token_embedding"].to_vec1::<f32>().unwrap();
     assert_eq!(row, [0.5, -1.0]);
+    assert_eq!(weights.metadata["trained"], "in a test", "its metadata too");
 
     // Edit the definition on disk: the file watcher reloads it.
     std::fs::write(
@@ -317,7 +323,7 @@ fn a_subject_loads_with_its_files_and_hot_reloads_when_edited() {
     );
     update_until(&mut app, "the new weights to reload", |world| {
         subject(world, &handle).is_some_and(|s| {
-            s.weights().unwrap()["token_embedding"]
+            s.weights().unwrap().tensors["token_embedding"]
                 .to_vec1::<f32>()
                 .unwrap()
                 == [2.0, 3.0]
@@ -531,7 +537,7 @@ fn training_a_subject_streams_its_losses_then_writes_and_reloads_its_weights() {
         subject(world, &handle).is_some_and(|s| s.weights().is_some())
     });
     let reloaded = subject(app.world(), &handle).unwrap();
-    let tensors = reloaded.weights().unwrap();
+    let tensors = &reloaded.weights().unwrap().tensors;
     assert!(tensors.contains_key("token_embedding"));
     assert!(tensors.keys().any(|k| k.starts_with("pose_blocks.")));
     let (shot, cameras) = spawn_shot(app.world_mut(), handle);

@@ -25,6 +25,30 @@ use crate::mvcustom::{Subject, SubjectDefinition, SubjectError};
 /// The file extension the [`SubjectLoader`] claims.
 pub const SUBJECT_EXTENSION: &str = "subject.ron";
 
+/// A subject's weights file, read: every tensor (on the CPU) and the file's safetensors
+/// metadata (what training recorded alongside, e.g. the pose-block placement).
+#[derive(Clone, Debug, Default)]
+pub struct SubjectWeightsData {
+    /// The tensors by name.
+    pub tensors: HashMap<String, Tensor>,
+    /// The metadata entries (empty when the file has none).
+    pub metadata: HashMap<String, String>,
+}
+
+impl SubjectWeightsData {
+    /// Reads a safetensors file's bytes; `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, SubjectError> {
+        let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+            .map_err(|e| read_error(path, e))?;
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| read_error(path, e))?;
+        Ok(Self {
+            tensors,
+            metadata: header.metadata().clone().unwrap_or_default(),
+        })
+    }
+}
+
 /// A subject definition with everything it names, loaded: the [`Subject`] (references,
 /// masks, cameras, token, class word) and its learned weights when the weights file exists.
 ///
@@ -35,7 +59,7 @@ pub const SUBJECT_EXTENSION: &str = "subject.ron";
 pub struct SubjectAsset {
     path: AssetPath<'static>,
     subject: Arc<Subject>,
-    weights: Option<Arc<HashMap<String, Tensor>>>,
+    weights: Option<Arc<SubjectWeightsData>>,
 }
 
 impl std::fmt::Debug for SubjectAsset {
@@ -44,7 +68,7 @@ impl std::fmt::Debug for SubjectAsset {
             .field("path", &self.path)
             .field("token", &self.subject.token)
             .field("references", &self.subject.references.len())
-            .field("weights", &self.weights.as_ref().map(|w| w.len()))
+            .field("weights", &self.weights.as_ref().map(|w| w.tensors.len()))
             .finish()
     }
 }
@@ -55,7 +79,7 @@ impl SubjectAsset {
     pub fn new(
         path: AssetPath<'static>,
         subject: Subject,
-        weights: Option<HashMap<String, Tensor>>,
+        weights: Option<SubjectWeightsData>,
     ) -> Self {
         Self {
             path,
@@ -74,9 +98,9 @@ impl SubjectAsset {
         &self.subject
     }
 
-    /// The learned weights (every tensor of the weights file, on the CPU), or `None` when
-    /// the subject has not been trained yet (no weights file).
-    pub fn weights(&self) -> Option<&Arc<HashMap<String, Tensor>>> {
+    /// The learned weights (the weights file's tensors, on the CPU, and its metadata), or
+    /// `None` when the subject has not been trained yet (no weights file).
+    pub fn weights(&self) -> Option<&Arc<SubjectWeightsData>> {
         self.weights.as_ref()
     }
 }
@@ -119,10 +143,10 @@ impl AssetLoader for SubjectLoader {
             .read_asset_bytes(sibling(&asset_path, &weights_path))
             .await
         {
-            Ok(bytes) => Some(Arc::new(
-                candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-                    .map_err(|e| read_error(&weights_path, e))?,
-            )),
+            Ok(bytes) => Some(Arc::new(SubjectWeightsData::from_bytes(
+                &bytes,
+                &weights_path,
+            )?)),
             Err(ReadAssetBytesError::AssetReaderError(AssetReaderError::NotFound(_))) => None,
             Err(e) => return Err(read_error(&weights_path, e)),
         };
