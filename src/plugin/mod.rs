@@ -113,6 +113,11 @@ pub struct MvCustomPlugin {
     load_on_startup: bool,
 }
 
+/// Native view side of the embedded default model, pixels.
+const EMBEDDED_SIZE: u32 = 64;
+/// Denoising steps the embedded default model is used with by default.
+const EMBEDDED_STEPS: u32 = 20;
+
 impl Default for MvCustomPlugin {
     /// The embedded default model ([`MvCustomPlugin::embedded`]).
     fn default() -> Self {
@@ -129,8 +134,11 @@ impl MvCustomPlugin {
 
     /// A plugin generating with the embedded default model (the tiny model trained on the
     /// procedural world and shipped in the crate's `assets/default_model`), on the CPU in f32.
+    /// Its defaults suit that model: 64×64 views (its native size), 20 steps.
     pub fn embedded() -> Self {
         Self::from_folder(crate::mvcustom::default_model_dir())
+            .with_size(EMBEDDED_SIZE, EMBEDDED_SIZE)
+            .with_steps(EMBEDDED_STEPS)
     }
 
     /// A plugin whose model, compute settings and defaults come from a model configuration
