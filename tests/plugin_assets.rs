@@ -540,11 +540,15 @@ fn training_a_subject_streams_its_losses_then_writes_and_reloads_its_weights() {
     let tensors = &reloaded.weights().unwrap().tensors;
     assert!(tensors.contains_key("token_embedding"));
     assert!(tensors.keys().any(|k| k.starts_with("pose_blocks.")));
+    // The real pipeline generates with it: learned token row and pose blocks.
     let (shot, cameras) = spawn_shot(app.world_mut(), handle);
     app.world_mut()
         .get_mut::<MvCustomShot>(shot)
         .unwrap()
-        .techniques = Techniques::none();
+        .techniques = Techniques {
+        pose_blocks: true,
+        ..Techniques::none()
+    };
     update_until(&mut app, "the shot of the trained subject", |world| {
         !state(world, cameras[0]).is_busy()
     });
