@@ -35,8 +35,8 @@ struct Moments {
 impl Moments {
     fn add(&mut self, rgb: [u8; 3]) {
         self.count += 1;
-        for k in 0..3 {
-            let v = rgb[k] as f64 / 255.0;
+        for (k, channel) in rgb.into_iter().enumerate() {
+            let v = channel as f64 / 255.0;
             self.sum[k] += v;
             self.sum_sq[k] += v * v;
         }

@@ -175,9 +175,10 @@ mod tests {
     #[test]
     fn mismatched_inputs_are_errors() {
         let image = RgbImage::new(8, 8);
-        let err = pose_accuracy(&[image.clone()], &[], 4).unwrap_err();
+        let err = pose_accuracy(std::slice::from_ref(&image), &[], 4).unwrap_err();
         assert!(err.to_string().contains("views"), "{err}");
-        let err = pose_accuracy(&[image.clone()], &[image], 0).unwrap_err();
+        let one = std::slice::from_ref(&image);
+        let err = pose_accuracy(one, one, 0).unwrap_err();
         assert!(err.to_string().contains("descriptor_side"), "{err}");
     }
 }
