@@ -1,13 +1,13 @@
 //! Generation without a window: an orbit rig of Bevy cameras around the origin, one shot,
-//! one PNG file per view. Runs in CI with the tiny test model.
+//! one PNG file per view.
 //!
 //! ```text
 //! cargo run --example headless -- [--model DIR] [--out DIR] [--prompt TEXT]
 //!                                 [--views N] [--size PX] [--steps N] [--seed N]
 //! ```
 //!
-//! The model folder is `--model`, else `$MVCUSTOM_MODEL`, else the tiny fixture model at
-//! `../shared/fixtures/parity/animatediff_pipeline_tiny` next to the crate. The views go to
+//! The model folder is `--model`, else `$MVCUSTOM_MODEL`, else the embedded default model
+//! (`assets/default_model`). The views go to
 //! `--out` (default `target/headless`) as `view_0.png`, `view_1.png`, … Exits non-zero with a
 //! message when anything fails.
 
@@ -38,15 +38,12 @@ impl Options {
         let mut options = Options {
             model: std::env::var_os("MVCUSTOM_MODEL")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                        .join("../shared/fixtures/parity/animatediff_pipeline_tiny")
-                }),
+                .unwrap_or_else(bevy_mvcustom::mvcustom::default_model_dir),
             out: PathBuf::from("target/headless"),
-            prompt: "a teddy bear on a wooden table".into(),
-            views: 4,
-            size: 32,
-            steps: 4,
+            prompt: "a red cube on snow".into(),
+            views: 6,
+            size: 64,
+            steps: 20,
             seed: 0,
         };
         let mut args = std::env::args().skip(1);

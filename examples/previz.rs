@@ -3,15 +3,20 @@
 //! where the rig's cameras are.
 //!
 //! ```text
-//! cargo run --example previz -- [MODEL_DIR] [--views N] [--size PX] [--steps N]
-//!                               [--prompt TEXT] [--generate] [--screenshot FILE]
+//! cargo run --example previz -- [--model DIR] [--views N] [--size PX] [--steps N]
+//!                               [--prompt TEXT] [--subject NAME] [--compose]
+//!                               [--generate] [--screenshot FILE]
 //! ```
 //!
-//! The model folder is the first argument, else `$MVCUSTOM_MODEL`, else the tiny fixture
-//! model at `../shared/fixtures/parity/animatediff_pipeline_tiny` next to the crate (it runs
-//! quickly on a CPU and draws noise-like views; give a real model for real pictures).
-//! `--generate` starts a generation once the scene is drawn; `--screenshot FILE` (implies
-//! `--generate`) saves the window to FILE when the views are done, then exits.
+//! The model is the embedded default (`assets/default_model`, trained on the procedural
+//! world; it runs on a CPU), unless `--model DIR` (or a bare folder argument, or
+//! `$MVCUSTOM_MODEL`) names a diffusers-layout folder, such as a real SD-1.5 + AnimateDiff
+//! model. The demo subjects of `assets/subjects/` are listed in the panel's subject picker
+//! (train them there); `--subject NAME` starts the shot with one (name it in the prompt by
+//! its token). `--compose` composes the views into the rig cameras' own renders around the
+//! placeholder instead of generating whole views. `--generate` starts a generation once the
+//! scene is drawn; `--screenshot FILE` (implies `--generate`) saves the window to FILE when
+//! the views are done, then exits.
 //!
 //! Controls: drag with the left or right mouse button to orbit, scroll to zoom, F1 toggles
 //! the panel. Each rig camera renders the scene into a small image (shown on its billboard
@@ -31,7 +36,9 @@ use bevy::render::view::screenshot::{Screenshot, save_to_disk};
 use bevy::winit::{UpdateMode, WinitSettings};
 use bevy_egui::input::EguiWantsInput;
 use bevy_egui::{EguiGlobalSettings, PrimaryEguiContext};
+use bevy_mvcustom::mvcustom::{default_model_dir, demo_subjects_dir};
 use bevy_mvcustom::plugin::ui::{MvCustomUiPlugin, MvCustomUiState};
+use bevy_mvcustom::plugin::{MvCustomSubject, demo_subjects};
 use bevy_mvcustom::prelude::*;
 
 /// Where the rig looks: the middle of the placeholder.
@@ -53,11 +60,14 @@ const GENERATE_AFTER_FRAMES: u32 = 10;
 /// What the command line asked for.
 #[derive(Resource, Clone, Debug)]
 struct Options {
-    model: PathBuf,
+    /// A model folder; `None`: the embedded default.
+    model: Option<PathBuf>,
     views: u32,
     size: u32,
     steps: u32,
     prompt: String,
+    subject: Option<String>,
+    compose: bool,
     generate: bool,
     screenshot: Option<PathBuf>,
 }
@@ -65,16 +75,13 @@ struct Options {
 impl Options {
     fn parse() -> Result<Self, String> {
         let mut options = Options {
-            model: std::env::var_os("MVCUSTOM_MODEL")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                        .join("../shared/fixtures/parity/animatediff_pipeline_tiny")
-                }),
+            model: std::env::var_os("MVCUSTOM_MODEL").map(PathBuf::from),
             views: 4,
             size: 64,
             steps: 6,
             prompt: "a teddy bear sitting on a lawn".into(),
+            subject: None,
+            compose: false,
             generate: false,
             screenshot: None,
         };
@@ -90,6 +97,9 @@ impl Options {
                 "--size" => options.size = number("--size", value("--size")?)?,
                 "--steps" => options.steps = number("--steps", value("--steps")?)?,
                 "--prompt" => options.prompt = value("--prompt")?,
+                "--model" => options.model = Some(PathBuf::from(value("--model")?)),
+                "--subject" => options.subject = Some(value("--subject")?),
+                "--compose" => options.compose = true,
                 "--generate" => options.generate = true,
                 "--screenshot" => {
                     options.screenshot = Some(PathBuf::from(value("--screenshot")?));
@@ -98,7 +108,7 @@ impl Options {
                 flag if flag.starts_with("--") => {
                     return Err(format!("unknown option `{flag}` (see the example's doc)"));
                 }
-                folder => options.model = PathBuf::from(folder),
+                folder => options.model = Some(PathBuf::from(folder)),
             }
         }
         if options.views == 0 {
@@ -110,13 +120,42 @@ impl Options {
                 options.size
             ));
         }
-        if !options.model.is_dir() {
+        match &options.model {
+            Some(folder) if !folder.is_dir() => {
+                return Err(format!("no model folder at {}", folder.display()));
+            }
+            None if !default_model_dir().join("unet").is_dir() => {
+                return Err(format!(
+                    "the embedded default model is not at {} (it is trained by the project's \
+                     `mvcustom pretrain`); pass a model folder with --model, e.g. the tiny test \
+                     model ../shared/fixtures/parity/animatediff_pipeline_tiny",
+                    default_model_dir().display()
+                ));
+            }
+            _ => {}
+        }
+        if let Some(name) = &options.subject
+            && !demo_subjects().iter().any(|subject| &subject.name == name)
+        {
             return Err(format!(
-                "no model folder at {} (pass one, or set MVCUSTOM_MODEL)",
-                options.model.display()
+                "no demo subject `{name}` in {} (there are: {})",
+                demo_subjects_dir().display(),
+                demo_subjects()
+                    .iter()
+                    .map(|subject| subject.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         Ok(options)
+    }
+
+    /// The plugin for the chosen model.
+    fn plugin(&self) -> MvCustomPlugin {
+        match &self.model {
+            Some(folder) => MvCustomPlugin::from_folder(folder),
+            None => MvCustomPlugin::embedded(),
+        }
     }
 }
 
@@ -132,7 +171,11 @@ fn main() -> AppExit {
         "previz: {} views of \"{}\" with the model at {}",
         options.views,
         options.prompt,
-        options.model.display()
+        options
+            .model
+            .clone()
+            .unwrap_or_else(default_model_dir)
+            .display()
     );
     let mut app = App::new();
     app.add_plugins(DefaultPlugins.set(WindowPlugin {
@@ -144,7 +187,8 @@ fn main() -> AppExit {
         ..default()
     }))
     .add_plugins((
-        MvCustomPlugin::from_folder(&options.model)
+        options
+            .plugin()
             .with_size(options.size, options.size)
             .with_steps(options.steps)
             .load_on_startup(true),
@@ -162,7 +206,7 @@ fn main() -> AppExit {
     })
     .insert_resource(ClearColor(Color::srgb(0.55, 0.68, 0.82)))
     .insert_resource(options)
-    .add_systems(Startup, (spawn_scene, spawn_rig))
+    .add_systems(Startup, (spawn_scene, spawn_rig).chain())
     .add_systems(
         Update,
         (
@@ -216,6 +260,10 @@ impl Orbit {
     }
 }
 
+/// The entity standing for the subject (its children are the body and head meshes).
+#[derive(Component)]
+struct Placeholder;
+
 /// A billboard standing where a rig camera is, showing that camera's view.
 #[derive(Component)]
 struct Billboard {
@@ -249,14 +297,22 @@ fn spawn_scene(
     // The placeholder: a body and a head, where the generated subject will stand.
     let placeholder = materials.add(Color::srgb(0.85, 0.55, 0.3));
     commands.spawn((
-        Mesh3d(meshes.add(Capsule3d::new(0.35, 0.6))),
-        MeshMaterial3d(placeholder.clone()),
-        Transform::from_xyz(0.0, 0.65, 0.0),
-    ));
-    commands.spawn((
-        Mesh3d(meshes.add(Sphere::new(0.28))),
-        MeshMaterial3d(placeholder),
-        Transform::from_xyz(0.0, 1.45, 0.0),
+        Placeholder,
+        Transform::default(),
+        Visibility::default(),
+        Name::new("placeholder"),
+        children![
+            (
+                Mesh3d(meshes.add(Capsule3d::new(0.35, 0.6))),
+                MeshMaterial3d(placeholder.clone()),
+                Transform::from_xyz(0.0, 0.65, 0.0),
+            ),
+            (
+                Mesh3d(meshes.add(Sphere::new(0.28))),
+                MeshMaterial3d(placeholder),
+                Transform::from_xyz(0.0, 1.45, 0.0),
+            ),
+        ],
     ));
     commands.spawn((
         DirectionalLight {
@@ -272,21 +328,32 @@ fn spawn_scene(
     });
 }
 
-/// The shot, its orbit rig of cameras (each rendering the scene into a small image, with a
-/// depth prepass for scene-aware DFR) and a billboard per camera.
+/// The demo subjects (listed in the panel's picker), the shot (with `--subject`'s subject,
+/// composed around the placeholder with `--compose`), its orbit rig of cameras (each
+/// rendering the scene into a small image, with a depth prepass for scene-aware DFR) and a
+/// billboard per camera.
 fn spawn_rig(
     mut commands: Commands,
     options: Res<Options>,
+    asset_server: Res<AssetServer>,
+    placeholder: Single<Entity, With<Placeholder>>,
     mut images: ResMut<Assets<Image>>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
 ) {
-    let shot = commands
-        .spawn((
-            MvCustomShot::new(options.prompt.clone()).with_negative_prompt("blurry, low quality"),
-            Name::new("previz"),
-        ))
-        .id();
+    let mut shot =
+        MvCustomShot::new(options.prompt.clone()).with_negative_prompt("blurry, low quality");
+    for demo in demo_subjects() {
+        let subject: Handle<SubjectAsset> = asset_server.load(demo.asset_path);
+        if options.subject.as_ref() == Some(&demo.name) {
+            shot = shot.with_subject(subject.clone());
+        }
+        commands.spawn((MvCustomSubject::new(subject), Name::new(demo.name)));
+    }
+    if options.compose {
+        shot = shot.composed_around(*placeholder);
+    }
+    let shot = commands.spawn((shot, Name::new("previz"))).id();
     let quad = meshes.add(Rectangle::new(BILLBOARD, BILLBOARD));
     for i in 0..options.views {
         let azimuth = i as f32 / options.views as f32 * std::f32::consts::TAU;

@@ -37,11 +37,15 @@ pub mod world;
 
 /// What a Bevy app needs to use the plugin: `use bevy_mvcustom::prelude::*;`.
 pub mod prelude {
+    pub use crate::mvcustom::compose::CompositionSettings;
+    pub use crate::mvcustom::train::TrainSettings;
     pub use crate::mvcustom::{ClcSettings, DfrSettings, Stage, Techniques};
     pub use crate::plugin::{
-        CancelShot, ComputeDevice, GenerateShot, GenerationState, ModelLoadFailed, MvCustom,
-        MvCustomCommandsExt, MvCustomPlugin, MvCustomShot, MvCustomStatus, MvCustomSystems,
-        Precision, ShotCancelled, ShotDefaults, ShotFailed, ShotFinished, ShotViews,
+        CancelShot, CancelTraining, ComputeDevice, GenerateShot, GenerationState, ModelLoadFailed,
+        MvCustom, MvCustomCommandsExt, MvCustomPlugin, MvCustomShot, MvCustomStatus,
+        MvCustomSubject, MvCustomSystems, Precision, SUBJECT_PLACEHOLDER, ShotCancelled,
+        ShotDefaults, ShotFailed, ShotFinished, ShotViews, SubjectAsset, TrainSubject,
+        TrainingCancelled, TrainingFailed, TrainingFinished, TrainingState, TrainingStatus,
     };
 }
 

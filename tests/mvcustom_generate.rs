@@ -111,6 +111,7 @@ fn request(techniques: Techniques) -> GenerationRequest {
         seed: 17,
         techniques,
         preview_every: None,
+        composition: None,
     }
 }
 

@@ -156,6 +156,7 @@ impl ViewGenerator for Recorder {
     fn generate(
         &self,
         request: &GenerationRequest,
+        _subject: Option<&SubjectAsset>,
         events: &mut dyn FnMut(GenerationEvent),
         _cancel: &CancelToken,
     ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {
@@ -177,6 +178,7 @@ impl ViewGenerator for Slow {
     fn generate(
         &self,
         request: &GenerationRequest,
+        _subject: Option<&SubjectAsset>,
         events: &mut dyn FnMut(GenerationEvent),
         cancel: &CancelToken,
     ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {
@@ -211,6 +213,7 @@ impl ViewGenerator for Gated {
     fn generate(
         &self,
         request: &GenerationRequest,
+        _subject: Option<&SubjectAsset>,
         events: &mut dyn FnMut(GenerationEvent),
         cancel: &CancelToken,
     ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {
@@ -242,6 +245,7 @@ impl ViewGenerator for Panics {
     fn generate(
         &self,
         _request: &GenerationRequest,
+        _subject: Option<&SubjectAsset>,
         _events: &mut dyn FnMut(GenerationEvent),
         _cancel: &CancelToken,
     ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {
@@ -502,6 +506,7 @@ fn a_real_generation_goes_queued_running_done_and_delivers_the_pipelines_images(
         techniques: Techniques::none(),
         anchor_depth: None,
         preview_every: None,
+        composition: None,
     };
     let expected = pipeline
         .generate(&request, &mut |_| {}, &CancelToken::new())
@@ -841,4 +846,46 @@ fn cancelling_one_shot_leaves_the_other_running() {
     assert_eq!(reports.cancelled, vec![first]);
     assert_eq!(reports.finished.len(), 1);
     assert_eq!(reports.finished[0].shot, second);
+}
+
+#[test]
+fn composing_without_a_box_or_a_renderer_fails_the_shot() {
+    let recorder = Arc::new(Recorder::default());
+    let mut app = headless_app(MvCustomPlugin::from_generator(recorder.clone()).with_size(32, 32));
+    let world = app.world_mut();
+    // A placeholder without a bounding box, then one with a box (on its child), in an app
+    // that does not render.
+    let bare = world.spawn(Transform::default()).id();
+    let boxed = world
+        .spawn(Transform::default())
+        .with_child((
+            Transform::from_xyz(0.0, 0.5, 0.0),
+            bevy::camera::primitives::Aabb::from_min_max(Vec3::splat(-0.5), Vec3::splat(0.5)),
+        ))
+        .id();
+    let (no_box, _) = spawn_shot(world, MvCustomShot::new("a").composed_around(bare), 2);
+    let (no_renderer, cameras) =
+        spawn_shot(world, MvCustomShot::new("b").composed_around(boxed), 2);
+    world.trigger(GenerateShot { shot: no_box });
+    world.trigger(GenerateShot { shot: no_renderer });
+    update_until(&mut app, "both shots to fail", |world| {
+        world.resource::<Reports>().failed.len() == 2
+    });
+    let failed = &app.world().resource::<Reports>().failed;
+    let error = |shot| &failed.iter().find(|(s, _)| *s == shot).unwrap().1;
+    assert!(
+        error(no_box).contains("has no bounding box"),
+        "{}",
+        error(no_box)
+    );
+    assert!(
+        error(no_renderer).contains("this app does not render"),
+        "{}",
+        error(no_renderer)
+    );
+    assert!(matches!(
+        state(app.world(), cameras[0]),
+        GenerationState::Failed(_)
+    ));
+    assert!(recorder.requests.lock().unwrap().is_empty());
 }

@@ -3,7 +3,8 @@
 //! a unit cube) seen by cameras with a depth prepass: the depth a generation hands to DFR
 //! must equal the scene's depth at pixel centres, computed here by intersecting each pixel's
 //! ray (from the request's own camera) with the analytic geometry; and the feature renderer
-//! must run on the app's own device.
+//! must run on the app's own device. A shot composed around the cube receives the camera's
+//! own render as its background and the cube's box projected by Bevy's own matrices.
 
 use std::sync::{Arc, Mutex};
 
@@ -48,6 +49,7 @@ impl ViewGenerator for Recorder {
     fn generate(
         &self,
         request: &GenerationRequest,
+        _subject: Option<&SubjectAsset>,
         _events: &mut dyn FnMut(GenerationEvent),
         _cancel: &CancelToken,
     ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {
@@ -121,8 +123,8 @@ fn render_target() -> Image {
     image
 }
 
-/// The ground (a 40 × 40 plane at y = 0), the cube, a light.
-fn spawn_scene(world: &mut World) {
+/// The ground (a 40 × 40 plane at y = 0), the cube (returned), a light.
+fn spawn_scene(world: &mut World) -> Entity {
     let ground = world
         .resource_mut::<Assets<Mesh>>()
         .add(Plane3d::default().mesh().size(40.0, 40.0));
@@ -133,15 +135,18 @@ fn spawn_scene(world: &mut World) {
         .resource_mut::<Assets<StandardMaterial>>()
         .add(StandardMaterial::default());
     world.spawn((Mesh3d(ground), MeshMaterial3d(material.clone())));
-    world.spawn((
-        Mesh3d(cube),
-        MeshMaterial3d(material),
-        Transform::from_translation(CUBE_CENTRE),
-    ));
+    let cube = world
+        .spawn((
+            Mesh3d(cube),
+            MeshMaterial3d(material),
+            Transform::from_translation(CUBE_CENTRE),
+        ))
+        .id();
     world.spawn((
         DirectionalLight::default(),
         Transform::from_xyz(3.0, 8.0, 5.0).looking_at(Vec3::ZERO, Vec3::Y),
     ));
+    cube
 }
 
 /// A shot with one camera at `eye` looking at the cube, rendering with a depth prepass.
@@ -468,6 +473,117 @@ fn the_feature_renderer_runs_on_the_apps_device() {
     let own_view = &gpu_depth[..(SIZE.x * SIZE.y) as usize];
     let (ground, cube) = check_depth(anchor, own_view, Match::Centre(2e-3), true);
     assert!(ground > 100 && cube > 30, "ground {ground}, cube {cube}");
+}
+
+/// Where Bevy's own matrices put a world point, in pixels of a `size` image (y down).
+fn bevy_pixel(transform: &GlobalTransform, projection: &Projection, point: Vec3) -> Vec2 {
+    let mut projection = projection.clone();
+    projection.update(SIZE.x as f32, SIZE.y as f32);
+    let clip =
+        projection.get_clip_from_view() * transform.to_matrix().inverse() * point.extend(1.0);
+    let ndc = clip.truncate() / clip.w;
+    Vec2::new(
+        (ndc.x + 1.0) * 0.5 * SIZE.x as f32,
+        (1.0 - ndc.y) * 0.5 * SIZE.y as f32,
+    )
+}
+
+#[test]
+fn a_composed_shot_keeps_the_cameras_render_around_the_subjects_box() {
+    let recorder = Arc::new(Recorder::default());
+    let mut app = rendering_app(Arc::clone(&recorder));
+    // A pure colour behind everything, passed through untouched (no tonemapping).
+    const SKY: [u8; 3] = [255, 0, 0];
+    app.insert_resource(ClearColor(Color::srgb_u8(SKY[0], SKY[1], SKY[2])));
+    let cube = spawn_scene(app.world_mut());
+    let shot = spawn_shot(
+        app.world_mut(),
+        Vec3::new(1.5, 2.5, 4.0),
+        Msaa::Off,
+        "composed",
+    );
+    let settings = bevy_mvcustom::mvcustom::compose::CompositionSettings {
+        dilation: 3.0,
+        blend_band: 5.0,
+    };
+    {
+        let mut shot = app.world_mut().get_mut::<MvCustomShot>(shot).unwrap();
+        shot.compose = Some(cube);
+        shot.composition = settings;
+    }
+    let mut cameras = app.world_mut().query_filtered::<Entity, With<Camera3d>>();
+    let camera = cameras.single(app.world()).unwrap();
+    app.world_mut()
+        .entity_mut(camera)
+        .insert(bevy::core_pipeline::tonemapping::Tonemapping::None);
+    for _ in 0..WARM_UP_FRAMES {
+        app.update();
+    }
+    app.world_mut().trigger(GenerateShot { shot });
+    let mut frames = 0;
+    while recorder.requests.lock().unwrap().is_empty() {
+        assert!(frames < MAX_FRAMES, "the composed generation did not start");
+        app.update();
+        frames += 1;
+    }
+    let request = recorder.requests.lock().unwrap()[0].clone();
+    let composition = request.composition.expect("the request composes");
+    assert_eq!(composition.settings, settings);
+    assert!(
+        request.anchor_depth.is_some(),
+        "depth and background both came"
+    );
+
+    // The box: the cube's corners projected by Bevy's own matrices.
+    let world = app.world();
+    let transform = world.get::<GlobalTransform>(camera).unwrap();
+    let projection = world.get::<Projection>(camera).unwrap();
+    let corners: Vec<Vec2> = (0..8)
+        .map(|k| {
+            let sign = |bit: u32| if k & bit == 0 { -CUBE_HALF } else { CUBE_HALF };
+            bevy_pixel(
+                transform,
+                projection,
+                CUBE_CENTRE + Vec3::new(sign(1), sign(2), sign(4)),
+            )
+        })
+        .collect();
+    let min = corners.iter().fold(Vec2::splat(f32::MAX), |m, p| m.min(*p));
+    let max = corners.iter().fold(Vec2::splat(f32::MIN), |m, p| m.max(*p));
+    let bounds = composition.bounds[0].expect("the cube is in view");
+    for (got, want) in [
+        (bounds.min_x, min.x),
+        (bounds.min_y, min.y),
+        (bounds.max_x, max.x),
+        (bounds.max_y, max.y),
+    ] {
+        assert_relative_eq!(got, want, epsilon = 1e-2);
+    }
+
+    // The background is the camera's render: the sky where nothing is drawn, the cube at
+    // the box's centre.
+    let background = &composition.backgrounds[0];
+    assert_eq!(background.dimensions(), (SIZE.x, SIZE.y));
+    let colour = |x: u32, y: u32| {
+        let p = background.get_pixel(x, y).0;
+        [p[0], p[1], p[2]]
+    };
+    let sky = colour(0, 0);
+    assert!(
+        sky.iter().zip(SKY).all(|(a, b)| a.abs_diff(b) <= 1),
+        "sky pixel {sky:?}"
+    );
+    let centre = (min + max) / 2.0;
+    let cube_colour = colour(centre.x as u32, centre.y as u32);
+    assert!(
+        cube_colour.iter().zip(SKY).any(|(a, b)| a.abs_diff(b) > 16),
+        "the cube is drawn at the box's centre ({cube_colour:?})"
+    );
+    for _ in 0..5 {
+        app.update();
+    }
+    let status = app.world().get::<MvCustomStatus>(camera).unwrap();
+    assert_eq!(status.state(), &GenerationState::Done);
 }
 
 #[cfg(feature = "ui")]

@@ -517,6 +517,7 @@ fn bench_model(
         techniques: techniques.clone(),
         anchor_depth: None,
         preview_every: None,
+        composition: None,
     };
     let mut unet = components.unet.clone();
     if techniques.dense_attention && unet.has_motion_modules() {

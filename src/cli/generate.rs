@@ -163,6 +163,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         techniques: args.techniques.techniques(),
         anchor_depth: depth,
         preview_every: None,
+        composition: None,
     };
     let result = pipeline.generate_with(
         &request,

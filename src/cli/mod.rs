@@ -102,15 +102,33 @@ pub fn run(cli: &Cli) -> Result<()> {
     }
 }
 
-/// The model folder to use: `--model` when given and present. This is where a built-in
-/// default model will be resolved once one ships with the crate.
+/// The model folder to use: `--model` when given and present, otherwise the embedded default
+/// model (`assets/default_model`).
 pub fn resolve_model(model: Option<&Path>) -> Result<PathBuf> {
+    resolve_model_or(model, &crate::mvcustom::default_model_dir())
+}
+
+/// [`resolve_model`] with `default` as the folder used without `--model`; a default folder
+/// without trained weights (a checkout where `mvcustom pretrain` has not run) is an error that
+/// says how to get them.
+pub fn resolve_model_or(model: Option<&Path>, default: &Path) -> Result<PathBuf> {
     let Some(model) = model else {
-        return Err(CliError::argument(
-            "--model",
-            "is required: no model is built into mvcustom yet; pass a diffusers-layout folder \
-             (tokenizer/, text_encoder/, unet/, motion_adapter/, vae/, scheduler/)",
-        ));
+        let trained = ["vae", "unet", "text_encoder"]
+            .iter()
+            .all(|component| component_has_weights(&default.join(component)));
+        if !trained {
+            return Err(CliError::argument(
+                "--model",
+                format!(
+                    "is required: the embedded default model in {} has no trained weights \
+                     (train it with `mvcustom pretrain vae` then `mvcustom pretrain denoiser`), \
+                     or pass a diffusers-layout folder (tokenizer/, text_encoder/, unet/, \
+                     motion_adapter/, vae/, scheduler/)",
+                    default.display()
+                ),
+            ));
+        }
+        return Ok(default.to_path_buf());
     };
     if !model.is_dir() {
         return Err(CliError::argument(
@@ -119,6 +137,17 @@ pub fn resolve_model(model: Option<&Path>) -> Result<PathBuf> {
         ));
     }
     Ok(model.to_path_buf())
+}
+
+/// Whether a component folder holds a safetensors weights file.
+fn component_has_weights(folder: &Path) -> bool {
+    std::fs::read_dir(folder).is_ok_and(|entries| {
+        entries.filter_map(|e| e.ok()).any(|e| {
+            e.path()
+                .extension()
+                .is_some_and(|extension| extension == "safetensors")
+        })
+    })
 }
 
 #[cfg(test)]
@@ -133,9 +162,23 @@ mod tests {
 
     #[test]
     fn a_missing_model_names_the_argument() {
-        let err = resolve_model(None).unwrap_err();
+        let untrained =
+            std::env::temp_dir().join(format!("mvcustom-untrained-{}", std::process::id()));
+        for component in ["vae", "unet", "text_encoder"] {
+            std::fs::create_dir_all(untrained.join(component)).unwrap();
+            std::fs::write(untrained.join(component).join("config.json"), "{}").unwrap();
+        }
+        let err = resolve_model_or(None, &untrained).unwrap_err();
         assert!(err.to_string().starts_with("--model is required"), "{err}");
+        assert!(err.to_string().contains("mvcustom pretrain"), "{err}");
         assert_eq!(err.exit_code(), EXIT_USAGE);
+        // Once every component has weights, the default folder is the model.
+        for component in ["vae", "unet", "text_encoder"] {
+            let weights = untrained.join(component).join("model.safetensors");
+            std::fs::write(weights, b"").unwrap();
+        }
+        assert_eq!(resolve_model_or(None, &untrained).unwrap(), untrained);
+        std::fs::remove_dir_all(&untrained).unwrap();
         let err = resolve_model(Some(Path::new("/no/such/model"))).unwrap_err();
         assert_eq!(err.to_string(), "--model /no/such/model: no such folder");
     }

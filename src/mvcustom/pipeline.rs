@@ -8,6 +8,7 @@ use std::time::Instant;
 use candle_core::Tensor;
 
 use super::components::DiffusionComponents;
+use super::compose::CompositionHook;
 use super::error::{MvError, Result};
 use super::loaded_subject::{LoadedSubject, SubjectCache};
 use super::request::{
@@ -85,7 +86,7 @@ impl SamplingHook for EventHook<'_, '_> {
 }
 
 /// Converts frames `[1, F, 3, H, W]` in [0, 1] into RGBA8 images.
-fn frames_to_images(frames: &Tensor) -> Result<Vec<image::RgbaImage>> {
+pub(crate) fn frames_to_images(frames: &Tensor) -> Result<Vec<image::RgbaImage>> {
     let (_, count, _, height, width) = frames.dims5()?;
     let mut images = Vec::with_capacity(count);
     for f in 0..count {
@@ -327,9 +328,28 @@ impl MvPipeline {
             }
         };
 
+        // The re-noising of kept backgrounds draws from its own stream, not the initial noise's.
+        let mut composition = match &request.composition {
+            Some(input) => Some(input.hook(
+                &self.components,
+                views,
+                (request.width, request.height),
+                latent,
+                request.seed.wrapping_add(1),
+            )?),
+            None => None,
+        };
+
         events(GenerationEvent::StageStarted(Stage::Denoising));
         let started = Instant::now();
-        let latents = self.denoise(&run, &mut hooks, request.preview_every, events, cancel)?;
+        let latents = self.denoise(
+            &run,
+            &mut hooks,
+            composition.as_mut(),
+            request.preview_every,
+            events,
+            cancel,
+        )?;
         timings.push(StageTiming {
             stage: "denoising".into(),
             seconds: started.elapsed().as_secs_f64(),
@@ -384,12 +404,14 @@ impl MvPipeline {
     }
 
     /// Samples the latents `[1, C, views, h, w]` of `run` with the technique `hooks` (and
-    /// the run's pose blocks), reporting steps (and previews every `preview_every` steps)
-    /// through `events`.
+    /// the run's pose blocks) and the background `composition` (after latent completion, so
+    /// kept regions stay the background), reporting steps (and previews every
+    /// `preview_every` steps) through `events`.
     fn denoise(
         &self,
         run: &Run<'_>,
         hooks: &mut TechniqueHooks,
+        composition: Option<&mut CompositionHook>,
         preview_every: Option<usize>,
         events: &mut dyn FnMut(GenerationEvent),
         cancel: &CancelToken,
@@ -420,6 +442,9 @@ impl MvPipeline {
         let mut sampler = Sampler::new().with_cancel(cancel.clone());
         if let Some(clc) = hooks.clc.as_mut() {
             sampler = sampler.with_hook(clc);
+        }
+        if let Some(composition) = composition {
+            sampler = sampler.with_hook(composition);
         }
         let sampler = sampler.with_hook(&mut hook);
         let mut pose_hook = run
@@ -457,7 +482,7 @@ impl MvPipeline {
         events(GenerationEvent::StageStarted(Stage::AnchorDepth));
         let started = Instant::now();
         let mut no_hooks = TechniqueHooks::default();
-        let latents = self.denoise(run, &mut no_hooks, None, events, cancel)?;
+        let latents = self.denoise(run, &mut no_hooks, None, None, events, cancel)?;
         cancel.check()?;
         let frame = latents.narrow(2, plan.anchor, 1)?;
         let image = self

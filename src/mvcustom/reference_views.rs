@@ -42,7 +42,7 @@ pub(crate) fn class_prompt(class_word: &str) -> String {
 }
 
 /// `image` as `[3, H, W]` floats in [0, 1].
-fn pixels(image: &image::RgbaImage, device: &Device) -> Result<Tensor> {
+pub(crate) fn pixels(image: &image::RgbaImage, device: &Device) -> Result<Tensor> {
     let (w, h) = image.dimensions();
     let rgb: Vec<f32> = image
         .pixels()

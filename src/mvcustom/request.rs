@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::anchor_depth::DepthAlignment;
+use super::compose::CompositionInput;
 use super::error::{MvError, Result};
 use crate::camera::PinholeCamera;
 use crate::model::hook::{HookKind, LayerSelection, LevelSelection, UNetPath};
@@ -196,6 +197,9 @@ pub struct GenerationRequest {
     pub anchor_depth: Option<DepthMap>,
     /// Decode and report intermediate x̂₀ previews every this many steps (`None`: never).
     pub preview_every: Option<usize>,
+    /// Background by composition: keep each view's background outside its subject's
+    /// region and generate only that region (`None`: generate whole views).
+    pub composition: Option<CompositionInput>,
 }
 
 /// A stage of a generation, for progress reporting.

@@ -165,6 +165,62 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> SubjectError {
     }
 }
 
+/// The views of the COLMAP text model in `folder` named by the definition at `path`, its two
+/// files read through `read`.
+fn read_colmap(
+    path: &Path,
+    folder: &Path,
+    read: &mut dyn FnMut(&Path) -> Result<Vec<u8>, SubjectError>,
+) -> Result<Vec<colmap::ColmapView>, SubjectError> {
+    let mut text = |name: &str| -> Result<(String, String), SubjectError> {
+        let file = folder.join(name);
+        let bytes = read(&file)?;
+        let text = String::from_utf8(bytes).map_err(|e| read_error(&file, e))?;
+        Ok((text, file.display().to_string()))
+    };
+    let (cameras_text, cameras_file) = text("cameras.txt")?;
+    let (images_text, images_file) = text("images.txt")?;
+    let colmap_error = |e: crate::camera::CameraError| SubjectError::Invalid {
+        path: path.to_path_buf(),
+        field: "colmap".into(),
+        reason: e.to_string(),
+    };
+    let cameras = colmap::parse_cameras(&cameras_text, &cameras_file).map_err(colmap_error)?;
+    colmap::parse_images(&images_text, &images_file, &cameras).map_err(colmap_error)
+}
+
+impl SubjectDefinition {
+    /// Every file the definition names besides its weights, as paths under `base` (the
+    /// definition's folder): the COLMAP model's `cameras.txt` and `images.txt`, then each
+    /// reference's image and mask. What [`Subject::from_definition_with`] will ask for.
+    pub fn referenced_files(&self, base: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        if let Some(folder) = &self.colmap {
+            files.push(base.join(folder).join("cameras.txt"));
+            files.push(base.join(folder).join("images.txt"));
+        }
+        for entry in &self.references {
+            files.push(base.join(&entry.image));
+            files.extend(entry.mask.as_ref().map(|mask| base.join(mask)));
+        }
+        files
+    }
+
+    /// Where the learned weights of the definition at `path` are: its `weights` field
+    /// relative to its folder, else the definition's path with the extension `safetensors`.
+    pub fn weights_path(&self, path: &Path) -> PathBuf {
+        match &self.weights {
+            Some(weights) => definition_folder(path).join(weights),
+            None => path.with_extension("safetensors"),
+        }
+    }
+}
+
+/// The folder a definition's relative paths start from.
+fn definition_folder(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
 impl Subject {
     /// Loads a subject definition file with its images, masks and cameras.
     pub fn load(path: &Path) -> Result<Self, SubjectError> {
@@ -173,36 +229,49 @@ impl Subject {
         Self::from_definition(definition, path)
     }
 
-    /// Loads the files a parsed definition names, relative to `path`'s folder.
+    /// Loads the files a parsed definition names, relative to `path`'s folder, from the
+    /// file system.
     pub fn from_definition(
         definition: SubjectDefinition,
         path: &Path,
     ) -> Result<Self, SubjectError> {
-        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_definition_with(definition, path, &mut |file| {
+            std::fs::read(file).map_err(|e| read_error(file, e))
+        })
+    }
+
+    /// Builds the subject from a parsed definition whose files (those of
+    /// [`SubjectDefinition::referenced_files`], under `path`'s folder) `read` returns as
+    /// bytes: the file system, or what a Bevy asset loader read through its asset source.
+    /// Images are decoded by their content.
+    pub fn from_definition_with(
+        definition: SubjectDefinition,
+        path: &Path,
+        read: &mut dyn FnMut(&Path) -> Result<Vec<u8>, SubjectError>,
+    ) -> Result<Self, SubjectError> {
+        let base = definition_folder(path);
         let invalid = |field: String, reason: String| SubjectError::Invalid {
             path: path.to_path_buf(),
             field,
             reason,
         };
         let colmap_views = match &definition.colmap {
-            Some(folder) => colmap::read_model(&base.join(folder))
-                .map_err(|e| invalid("colmap".into(), e.to_string()))?,
+            Some(folder) => read_colmap(path, &base.join(folder), read)?,
             None => Vec::new(),
+        };
+        let mut read_image = |file: &Path| -> Result<image::DynamicImage, SubjectError> {
+            let bytes = read(file)?;
+            image::load_from_memory(&bytes).map_err(|e| read_error(file, e))
         };
         let mut references = Vec::with_capacity(definition.references.len());
         for (index, entry) in definition.references.iter().enumerate() {
             let field = |name: &str| format!("references[{index}].{name}");
             let image_path = base.join(&entry.image);
-            let image = image::open(&image_path)
-                .map_err(|e| read_error(&image_path, e))?
-                .to_rgba8();
+            let image = read_image(&image_path)?.to_rgba8();
             let (width, height) = image.dimensions();
             let mask = match &entry.mask {
                 Some(mask) => {
-                    let mask_path = base.join(mask);
-                    let mask = image::open(&mask_path)
-                        .map_err(|e| read_error(&mask_path, e))?
-                        .to_luma8();
+                    let mask = read_image(&base.join(mask))?.to_luma8();
                     if mask.dimensions() != (width, height) {
                         return Err(invalid(
                             field("mask"),
@@ -268,10 +337,7 @@ impl Subject {
                 camera,
             });
         }
-        let weights_path = match &definition.weights {
-            Some(weights) => base.join(weights),
-            None => path.with_extension("safetensors"),
-        };
+        let weights_path = definition.weights_path(path);
         Ok(Self {
             path: path.to_path_buf(),
             token: definition.token,

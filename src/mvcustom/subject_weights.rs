@@ -44,7 +44,12 @@ impl SubjectWeightsInfo {
     /// Reads the info from the metadata of the weights file `path`. A file without it (not
     /// written by [`SubjectWeights::save`]) is an error naming the file.
     pub fn read(path: &Path) -> Result<Self> {
-        let metadata = load_metadata(path)?;
+        Self::from_metadata(&load_metadata(path)?, path)
+    }
+
+    /// Reads the info from the `metadata` of the weights file `path` (already read, e.g. by
+    /// an asset loader); errors name `path`.
+    pub fn from_metadata(metadata: &HashMap<String, String>, path: &Path) -> Result<Self> {
         let text = metadata
             .get(INFO_METADATA_KEY)
             .ok_or_else(|| ModelError::InvalidInput {

@@ -8,9 +8,20 @@ use bevy::math::UVec2;
 use bevy::prelude::{Component, ReflectComponent, ReflectDefault};
 use bevy::reflect::{Reflect, ReflectDeserialize, ReflectSerialize, impl_reflect_opaque};
 
+use super::assets::SubjectAsset;
+use crate::mvcustom::compose::CompositionSettings;
 use crate::mvcustom::{Stage, Techniques};
 
 impl_reflect_opaque!((in bevy_mvcustom::mvcustom as Techniques) crate::mvcustom::Techniques(
+    Clone,
+    Debug,
+    PartialEq,
+    Default,
+    Serialize,
+    Deserialize
+));
+impl_reflect_opaque!((in bevy_mvcustom::mvcustom::compose as CompositionSettings)
+crate::mvcustom::compose::CompositionSettings(
     Clone,
     Debug,
     PartialEq,
@@ -22,6 +33,11 @@ impl_reflect_opaque!((in bevy_mvcustom::mvcustom as Stage) crate::mvcustom::Stag
     Clone, Debug, PartialEq
 ));
 
+/// Written in a shot's prompt (or negative prompt), stands for its subject's token:
+/// `"a photo of {subject} on a beach"` generates `a photo of <teddy> on a beach` for the
+/// subject `<teddy>`.
+pub const SUBJECT_PLACEHOLDER: &str = "{subject}";
+
 /// One generation's worth of settings: the cameras pointing at this entity with [`MvCustom`]
 /// are generated together, as consistent views of one subject in one scene.
 ///
@@ -32,7 +48,8 @@ impl_reflect_opaque!((in bevy_mvcustom::mvcustom as Stage) crate::mvcustom::Stag
 #[derive(Component, Reflect, Clone, Debug, Default, PartialEq)]
 #[reflect(Component, Default, Debug, PartialEq)]
 pub struct MvCustomShot {
-    /// The prompt (naming a trained subject by its token, once subjects exist).
+    /// The prompt, naming the shot's subject (if any) by its token, `a photo of <teddy> on
+    /// a beach`, or by [`SUBJECT_PLACEHOLDER`]: `a photo of {subject} on a beach`.
     pub prompt: String,
     /// What to steer away from ("" for nothing).
     pub negative_prompt: String,
@@ -51,10 +68,23 @@ pub struct MvCustomShot {
     pub preview_every: Option<u32>,
     /// Which of MVCustom's techniques to use.
     pub techniques: Techniques,
+    /// The trained subject to generate (`None`: the prompt alone). A generation waits,
+    /// queued, while the subject loads; one whose subject failed to load, or has no trained
+    /// weights yet, fails with the reason.
+    pub subject: Option<Handle<SubjectAsset>>,
     /// The camera whose features are rendered into the others (depth-aware feature
     /// rendering); `None`: the middle view. Must be one of this shot's cameras.
     #[entities]
     pub anchor: Option<Entity>,
+    /// Compose into the scene around this entity (the subject's placeholder): each view
+    /// keeps its camera's own render outside the entity's projected bounding box (its and
+    /// its descendants' `Aabb`s), grown by [`composition`](Self::composition), and only that
+    /// region is generated. Needs an app that renders; `None`: whole views are generated.
+    #[entities]
+    pub compose: Option<Entity>,
+    /// How far the generated region grows around the subject's projected bounds, and the
+    /// width of the band where it blends into the background.
+    pub composition: CompositionSettings,
 }
 
 impl MvCustomShot {
@@ -105,6 +135,19 @@ impl MvCustomShot {
     /// The same shot with these technique switches.
     pub fn with_techniques(mut self, techniques: Techniques) -> Self {
         self.techniques = techniques;
+        self
+    }
+
+    /// The same shot generating this subject.
+    pub fn with_subject(mut self, subject: Handle<SubjectAsset>) -> Self {
+        self.subject = Some(subject);
+        self
+    }
+
+    /// The same shot composed into the scene around `subject` (see
+    /// [`compose`](Self::compose)).
+    pub fn composed_around(mut self, subject: Entity) -> Self {
+        self.compose = Some(subject);
         self
     }
 

@@ -52,6 +52,102 @@ pub enum PluginError {
         /// The anchor it names.
         anchor: Entity,
     },
+    /// The shot's subject failed to load (its file, or a file it names, is missing or
+    /// malformed): the loader's error names the file and field.
+    #[error("shot {shot}: subject {path}: {reason}")]
+    SubjectLoad {
+        /// The shot.
+        shot: Entity,
+        /// The subject's asset path.
+        path: String,
+        /// The loader's error.
+        reason: String,
+    },
+    /// The shot's subject handle points at no asset (it was removed).
+    #[error("shot {shot}: its subject asset does not exist (removed?)")]
+    SubjectMissing {
+        /// The shot.
+        shot: Entity,
+    },
+    /// The shot's prompt names `{subject}` but the shot has no subject.
+    #[error("shot {shot}: its prompt names `{{subject}}` but the shot has no subject")]
+    PlaceholderWithoutSubject {
+        /// The shot.
+        shot: Entity,
+    },
+    /// The shot's subject has no trained weights yet.
+    #[error(
+        "shot {shot}: subject {path} is not trained yet (no weights file {weights}); train it \
+         first (`TrainSubject`)"
+    )]
+    UntrainedSubject {
+        /// The shot.
+        shot: Entity,
+        /// The subject's asset path.
+        path: String,
+        /// Where its weights would be.
+        weights: String,
+    },
+    /// The entity asked to train has no `MvCustomSubject`.
+    #[error("entity {entity} has no `MvCustomSubject`")]
+    NotASubject {
+        /// The entity.
+        entity: Entity,
+    },
+    /// The subject to train failed to load or does not exist.
+    #[error("training {entity}: subject {path}: {reason}")]
+    TrainingSubject {
+        /// The subject entity.
+        entity: Entity,
+        /// The subject's asset path.
+        path: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The subject to train does not come from the default asset source, so there is no file
+    /// system folder to write its weights to.
+    #[error(
+        "subject {path} is not in the default asset source: training writes its weights \
+         beside its definition on the file system"
+    )]
+    SubjectSource {
+        /// The subject's asset path.
+        path: String,
+    },
+    /// The app has no asset folder (no `AssetPlugin`) to write trained weights to.
+    #[error("training needs AssetPlugin: the subject's weights go to its asset folder")]
+    NoAssetFolder,
+    /// The shot composes around an entity that has no bounding box (no `Aabb` on it or its
+    /// descendants).
+    #[error(
+        "shot {shot}: its compose subject {subject} has no bounding box (no `Aabb` on it or \
+         its descendants: give it a mesh, or an `Aabb`)"
+    )]
+    ComposeSubject {
+        /// The shot.
+        shot: Entity,
+        /// The entity it composes around.
+        subject: Entity,
+    },
+    /// The shot composes into the scene, but the app does not render it.
+    #[error(
+        "shot {shot}: composing into the scene needs the cameras' renders, and this app does \
+         not render (no render app with screenshots)"
+    )]
+    CompositionNeedsRenderer {
+        /// The shot.
+        shot: Entity,
+    },
+    /// A camera's render could not be captured as a composition background.
+    #[error("shot {shot}: the background of camera {}: {reason}", camera.map_or_else(|| "?".to_string(), |c| c.to_string()))]
+    Capture {
+        /// The shot.
+        shot: Entity,
+        /// The camera, when known.
+        camera: Option<Entity>,
+        /// What went wrong.
+        reason: String,
+    },
     /// A Bevy image cannot be turned into RGBA8 pixels.
     #[error("image: {reason}")]
     Image {
@@ -66,6 +162,20 @@ pub enum PluginError {
         /// What went wrong.
         reason: String,
     },
+    /// The model configuration asset failed to load.
+    #[error("model configuration {path}: {reason}")]
+    ModelConfig {
+        /// The configuration's asset path.
+        path: String,
+        /// The loader's error.
+        reason: String,
+    },
+    /// The model comes from a configuration asset that has not been applied yet.
+    #[error("the model configuration {path} has not loaded yet")]
+    ModelConfigPending {
+        /// The configuration's asset path.
+        path: String,
+    },
     /// The generator returned another number of images than views were asked for.
     #[error("the generator returned {got} images for {expected} views")]
     ViewCount {
@@ -74,9 +184,12 @@ pub enum PluginError {
         /// Images returned.
         got: usize,
     },
-    /// The generation (or the model load before it) panicked; the panic was caught.
-    #[error("generation panicked: {message}")]
+    /// The generation or training (or the model load before it) panicked; the panic was
+    /// caught.
+    #[error("{task} panicked: {message}")]
     Panicked {
+        /// What panicked: "generation", "training", "model load".
+        task: &'static str,
         /// The panic's message.
         message: String,
     },

@@ -11,7 +11,9 @@ use bevy::ecs::system::EntityCommands;
 use bevy::image::Image;
 use bevy::prelude::EntityEvent;
 
+use super::training::{CancelTraining, TrainSubject};
 use crate::mvcustom::StageTiming;
+use crate::mvcustom::train::TrainSettings;
 
 /// Generates the views of this shot (an entity with `MvCustomShot`) from its cameras' poses
 /// at the start of the generation (this frame's `PostUpdate`). A generation of the same
@@ -65,13 +67,18 @@ pub struct ShotCancelled {
     pub shot: Entity,
 }
 
-/// Shorthands on a shot's [`EntityCommands`]:
-/// `commands.entity(shot).generate_views()`.
+/// Shorthands on a shot's or a subject's [`EntityCommands`]:
+/// `commands.entity(shot).generate_views()`, `commands.entity(subject).train_subject(settings)`.
 pub trait MvCustomCommandsExt {
     /// Triggers [`GenerateShot`] for this shot.
     fn generate_views(&mut self) -> &mut Self;
     /// Triggers [`CancelShot`] for this shot.
     fn cancel_generation(&mut self) -> &mut Self;
+    /// Triggers [`TrainSubject`] for this subject entity (one with
+    /// [`MvCustomSubject`](super::MvCustomSubject)), without regularisation images.
+    fn train_subject(&mut self, settings: TrainSettings) -> &mut Self;
+    /// Triggers [`CancelTraining`] for this subject entity.
+    fn cancel_training(&mut self) -> &mut Self;
 }
 
 impl MvCustomCommandsExt for EntityCommands<'_> {
@@ -81,5 +88,13 @@ impl MvCustomCommandsExt for EntityCommands<'_> {
 
     fn cancel_generation(&mut self) -> &mut Self {
         self.trigger(|shot| CancelShot { shot })
+    }
+
+    fn train_subject(&mut self, settings: TrainSettings) -> &mut Self {
+        self.trigger(move |entity| TrainSubject::new(entity, settings))
+    }
+
+    fn cancel_training(&mut self) -> &mut Self {
+        self.trigger(|entity| CancelTraining { entity })
     }
 }

@@ -7,27 +7,38 @@
 //! handle of its generated view; [`ShotFinished`], [`ShotFailed`] and [`ShotCancelled`]
 //! report the end.
 //!
+//! Subjects are assets: load a subject definition (`*.subject.ron`, see [`assets`]) with the
+//! `AssetServer` and give its handle to [`MvCustomShot::subject`]; it loads with its
+//! reference images and trained weights, and hot-reloads when its files change. Train one
+//! from the app with [`TrainSubject`] on an entity holding [`MvCustomSubject`] (see
+//! [`training`]).
+//!
 //! Inference runs in `AsyncComputeTaskPool` tasks polled each frame, so the frame loop never
 //! waits on the model; the model is loaded once, on the first generation's task (or at
 //! start-up when asked), and shared. This is the only layer, with
 //! [`camera::bevy`](crate::camera::bevy), that imports Bevy.
 //!
 //! In an app that renders, a shot whose anchor camera has a `DepthPrepass` hands that
-//! camera's rendered depth to DFR ([`depth`]), and [`MvCustomGpu`] shares the app's GPU with
-//! the feature renderer. The egui control panel is a separate plugin, `ui::MvCustomUiPlugin`
+//! camera's rendered depth to DFR ([`depth`]), a shot with [`MvCustomShot::compose`] keeps
+//! its cameras' renders around the subject's placeholder and generates only the subject
+//! ([`compose`]), and [`MvCustomGpu`] shares the app's GPU with the feature renderer. The egui control panel is a separate plugin, `ui::MvCustomUiPlugin`
 //! (feature `ui`), so that headless apps do without egui.
 
+pub mod assets;
 pub mod components;
+pub mod compose;
 pub mod depth;
 pub mod error;
 pub mod events;
 pub mod gpu;
 pub mod images;
 pub mod model;
+pub mod model_config;
 pub mod poses;
 pub mod settings;
 mod systems;
 pub mod tasks;
+pub mod training;
 #[cfg(feature = "ui")]
 pub mod ui;
 
@@ -37,13 +48,18 @@ use std::sync::Arc;
 use bevy::app::{App, Plugin, PostUpdate, PreStartup, PreUpdate, Startup};
 use bevy::asset::{AssetApp, Assets};
 use bevy::camera::CameraUpdateSystems;
+use bevy::camera::visibility::VisibilitySystems;
 use bevy::image::Image;
 use bevy::log::error;
 use bevy::math::UVec2;
 use bevy::prelude::{IntoScheduleConfigs, SystemSet};
 use bevy::transform::TransformSystems;
 
-pub use components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
+pub use assets::{DemoSubject, SUBJECT_EXTENSION, SubjectAsset, SubjectLoader, demo_subjects};
+pub use components::{
+    GenerationState, MvCustom, MvCustomShot, MvCustomStatus, SUBJECT_PLACEHOLDER, ShotViews,
+};
+pub use compose::BackgroundCaptures;
 pub use depth::{DepthConversion, SceneDepthRequest};
 pub use error::PluginError;
 pub use events::{
@@ -52,9 +68,14 @@ pub use events::{
 pub use gpu::{MvCustomGpu, gpu_context};
 pub use images::{placeholder_image, save_png, to_bevy_image, to_rgba_image};
 pub use model::{ModelLoadFailed, MvCustomModel, ViewGenerator};
+pub use model_config::{ActiveModelConfig, ModelConfigState};
 pub use poses::view_camera;
 pub use settings::{Compute, ComputeDevice, ModelSource, Precision, ShotDefaults};
 pub use tasks::{GenerationTask, GenerationWorkers};
+pub use training::{
+    AssetFolder, CancelTraining, MvCustomSubject, TrainSubject, TrainingCancelled, TrainingFailed,
+    TrainingFinished, TrainingState, TrainingStatus, TrainingTask,
+};
 
 /// The plugin's system sets, in the order they run within a frame. Order your systems
 /// around them: read fresh statuses and images after [`Poll`](Self::Poll); set up cameras and
@@ -63,9 +84,11 @@ pub use tasks::{GenerationTask, GenerationWorkers};
 pub enum MvCustomSystems {
     /// `PreUpdate`: progress, previews and results of running generations reach the cameras'
     /// statuses and images; `ShotFinished` / `ShotFailed` / `ShotCancelled` are triggered.
+    /// Training steps reach the subjects' `TrainingStatus` likewise.
     Poll,
     /// `PostUpdate`, after transform propagation and camera updates: generations queued this
-    /// frame read their cameras' poses and start.
+    /// frame read their cameras' poses and start; queued trainings whose subject has loaded
+    /// start.
     Start,
 }
 
@@ -90,6 +113,11 @@ pub struct MvCustomPlugin {
     load_on_startup: bool,
 }
 
+/// Native view side of the embedded default model, pixels.
+const EMBEDDED_SIZE: u32 = 64;
+/// Denoising steps the embedded default model is used with by default.
+const EMBEDDED_STEPS: u32 = 20;
+
 impl Default for MvCustomPlugin {
     /// The embedded default model ([`MvCustomPlugin::embedded`]).
     fn default() -> Self {
@@ -106,8 +134,18 @@ impl MvCustomPlugin {
 
     /// A plugin generating with the embedded default model (the tiny model trained on the
     /// procedural world and shipped in the crate's `assets/default_model`), on the CPU in f32.
+    /// Its defaults suit that model: 64×64 views (its native size), 20 steps.
     pub fn embedded() -> Self {
         Self::from_folder(crate::mvcustom::default_model_dir())
+            .with_size(EMBEDDED_SIZE, EMBEDDED_SIZE)
+            .with_steps(EMBEDDED_STEPS)
+    }
+
+    /// A plugin whose model, compute settings and defaults come from a model configuration
+    /// asset (`*.model.ron`, see [`ModelConfigAsset`]) at this asset path; editing the file
+    /// switches them (for generations started afterwards).
+    pub fn from_config(asset_path: impl Into<String>) -> Self {
+        Self::from_source(ModelSource::Config(asset_path.into()))
     }
 
     /// A plugin generating with a model the app built itself.
@@ -179,6 +217,7 @@ impl Plugin for MvCustomPlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(self.defaults.clone())
             .insert_resource(MvCustomModel::new(self.model.clone(), self.compute))
+            .insert_resource(model_config::EagerModelLoad(self.load_on_startup))
             .init_resource::<GenerationWorkers>()
             .register_type::<MvCustomShot>()
             .register_type::<MvCustom>()
@@ -187,30 +226,45 @@ impl Plugin for MvCustomPlugin {
             .register_type::<GenerationState>()
             .register_type::<ShotDefaults>()
             .register_type::<Compute>()
+            .register_type::<MvCustomSubject>()
+            .register_type::<TrainingStatus>()
+            .register_type::<TrainingState>()
             .configure_sets(PreUpdate, MvCustomSystems::Poll)
             .configure_sets(
                 PostUpdate,
                 MvCustomSystems::Start
                     .after(TransformSystems::Propagate)
-                    .after(CameraUpdateSystems),
+                    .after(CameraUpdateSystems)
+                    .after(VisibilitySystems::CalculateBounds),
             )
             .add_systems(
                 PreUpdate,
                 (
                     model::poll_model_load,
-                    (depth::receive_scene_depth, systems::poll_generations).chain(),
+                    (
+                        depth::receive_scene_depth,
+                        compose::receive_backgrounds,
+                        systems::poll_generations,
+                    )
+                        .chain(),
+                    training::poll_trainings,
                 )
                     .in_set(MvCustomSystems::Poll),
             )
             .add_systems(
                 PostUpdate,
-                systems::start_generations.in_set(MvCustomSystems::Start),
+                (systems::start_generations, training::start_trainings)
+                    .in_set(MvCustomSystems::Start),
             )
             .add_observer(systems::on_generate)
             .add_observer(systems::on_cancel)
             .add_observer(systems::on_shot_removed)
             .add_observer(systems::on_view_removed)
-            .add_systems(PreStartup, gpu::share_render_device);
+            .add_observer(training::on_train)
+            .add_observer(training::on_cancel_training)
+            .add_observer(training::on_subject_removed)
+            .add_systems(PreStartup, gpu::share_render_device)
+            .add_systems(Startup, model_config::load_model_config);
         if self.load_on_startup {
             app.add_systems(Startup, model::start_model_load);
         }
@@ -218,17 +272,29 @@ impl Plugin for MvCustomPlugin {
 
     fn finish(&self, app: &mut App) {
         depth::setup(app);
+        compose::setup(app);
+        if !app.world().contains_resource::<bevy::asset::AssetServer>() {
+            error!(
+                "MvCustomPlugin needs AssetPlugin (part of DefaultPlugins; add it after \
+                 MinimalPlugins in a headless app) to store generated views and load subjects"
+            );
+            return;
+        }
+        assets::register(app);
+        app.add_systems(
+            PreUpdate,
+            model_config::apply_model_config
+                .in_set(MvCustomSystems::Poll)
+                .before(model::poll_model_load),
+        );
+        let folder = AssetFolder::of_app(app);
+        if !app.world().contains_resource::<AssetFolder>() {
+            app.insert_resource(folder);
+        }
         // `ImagePlugin` (in `DefaultPlugins`) registers the image assets; a headless app with
         // only `AssetPlugin` gets them here.
         if !app.world().contains_resource::<Assets<Image>>() {
-            if app.world().contains_resource::<bevy::asset::AssetServer>() {
-                app.init_asset::<Image>();
-            } else {
-                error!(
-                    "MvCustomPlugin needs AssetPlugin (part of DefaultPlugins; add it after \
-                     MinimalPlugins in a headless app) to store generated views"
-                );
-            }
+            app.init_asset::<Image>();
         }
     }
 }

@@ -7,35 +7,99 @@ use bevy::log::{error, info, warn};
 use bevy::prelude::{Commands, Event, Res, ResMut, Resource};
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
+use super::assets::SubjectAsset;
 use super::error::PluginError;
 use super::settings::{Compute, ModelSource};
 use super::tasks::catch_panics;
 use crate::diffusion::CancelToken;
-use crate::mvcustom::{GeneratedViews, GenerationEvent, GenerationRequest, MvPipeline, Result};
+use crate::mvcustom::train::{TrainEvent, TrainSettings, train_subject};
+use crate::mvcustom::{
+    GeneratedViews, GenerationEvent, GenerationRequest, MvError, MvPipeline, Result, Subject,
+    SubjectWeights, SubjectWeightsInfo,
+};
 use crate::render::{FeatureRenderer, GpuContext, RenderSettings};
 
-/// Something that generates consistent views for a request: [`MvPipeline`] in an app, or
-/// anything else the app plugs in with [`ModelSource::Generator`]. Called on a task-pool
-/// thread; it may take long, should check `cancel` between steps and report progress
-/// through `events`.
+/// Something that generates consistent views for a request, and trains subjects:
+/// [`MvPipeline`] in an app, or anything else the app plugs in with
+/// [`ModelSource::Generator`]. Called on a task-pool thread; it may take long, should check
+/// `cancel` between steps and report progress through `events`.
 pub trait ViewGenerator: Send + Sync + 'static {
-    /// Generates one view per camera of `request`, in request order.
+    /// Generates one view per camera of `request`, in request order, of `subject` when the
+    /// shot has one (loaded, with its trained weights).
     fn generate(
         &self,
         request: &GenerationRequest,
+        subject: Option<&SubjectAsset>,
         events: &mut dyn FnMut(GenerationEvent),
         cancel: &CancelToken,
     ) -> Result<GeneratedViews>;
+
+    /// Trains `subject` (its `weights_path` is where the weights go, beside their
+    /// checkpoint, from which a run resumes) with `regularisation` images of its class
+    /// (possibly none), reporting each step through `events`. A generator that cannot train
+    /// (the default) fails with the reason.
+    fn train_subject(
+        &self,
+        subject: &Subject,
+        settings: &TrainSettings,
+        regularisation: &[image::RgbaImage],
+        events: &mut dyn FnMut(TrainEvent),
+        cancel: &CancelToken,
+    ) -> Result<()> {
+        let _ = (subject, settings, regularisation, events, cancel);
+        Err(MvError::request(
+            "generator",
+            "this generator does not train subjects",
+        ))
+    }
 }
 
 impl ViewGenerator for MvPipeline {
     fn generate(
         &self,
         request: &GenerationRequest,
+        subject: Option<&SubjectAsset>,
         events: &mut dyn FnMut(GenerationEvent),
         cancel: &CancelToken,
     ) -> Result<GeneratedViews> {
-        MvPipeline::generate(self, request, events, cancel)
+        let Some(asset) = subject else {
+            return MvPipeline::generate(self, request, events, cancel);
+        };
+        let weights = asset.weights().ok_or_else(|| {
+            MvError::request(
+                "subject",
+                format!("{} has no trained weights: train it first", asset.path()),
+            )
+        })?;
+        let weights_path = &asset.subject().weights_path;
+        let info = SubjectWeightsInfo::from_metadata(&weights.metadata, weights_path)?;
+        let unet = &self.components().unet;
+        let token_dim = self.components().text_encoder.config().hidden_size;
+        let weights =
+            SubjectWeights::from_tensors(&weights.tensors, weights_path, unet, &info, token_dim)?;
+        let loaded = self.prepare_subject(Subject::clone(asset.subject()), &weights)?;
+        Ok(self
+            .generate_with(request, Some(&loaded), events, cancel)?
+            .views)
+    }
+
+    fn train_subject(
+        &self,
+        subject: &Subject,
+        settings: &TrainSettings,
+        regularisation: &[image::RgbaImage],
+        events: &mut dyn FnMut(TrainEvent),
+        cancel: &CancelToken,
+    ) -> Result<()> {
+        train_subject(
+            self.components(),
+            subject,
+            regularisation,
+            settings,
+            events,
+            cancel,
+        )
+        .map(drop)
     }
 }
 
@@ -108,6 +172,9 @@ impl MvCustomModel {
         let path = match &self.inner.source {
             ModelSource::Generator(generator) => return Ok(Arc::clone(generator)),
             ModelSource::Folder(path) => path,
+            ModelSource::Config(path) => {
+                return Err(PluginError::ModelConfigPending { path: path.clone() });
+            }
         };
         // A panic while loading poisons the lock with the slot still empty: nothing to repair.
         let mut slot = self
@@ -149,11 +216,19 @@ pub struct ModelLoadFailed {
 #[derive(Resource)]
 pub(crate) struct ModelLoadTask(Task<std::result::Result<(), PluginError>>);
 
-/// Starts loading the model on a task-pool thread (start-up system, when asked for).
+/// Starts loading the model on a task-pool thread (start-up system, when asked for; a model
+/// from a configuration loads once the configuration applies).
 pub(crate) fn start_model_load(mut commands: Commands, model: Res<MvCustomModel>) {
+    if !matches!(model.source(), ModelSource::Config(_)) {
+        spawn_model_load(&mut commands, &model);
+    }
+}
+
+/// Loads `model` on a task-pool thread; [`poll_model_load`] reports a failure.
+pub(crate) fn spawn_model_load(commands: &mut Commands, model: &MvCustomModel) {
     let model = model.clone();
     let task = AsyncComputeTaskPool::get()
-        .spawn(async move { catch_panics(|| model.get_or_load().map(drop)) });
+        .spawn(async move { catch_panics("model load", || model.get_or_load().map(drop)) });
     commands.insert_resource(ModelLoadTask(task));
 }
 

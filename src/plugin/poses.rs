@@ -115,6 +115,7 @@ pub fn build_request(
             .preview_every
             .or(defaults.preview_every)
             .map(|steps| steps as usize),
+        composition: None,
     };
     Ok((request, views))
 }

@@ -9,6 +9,7 @@ use bevy::math::UVec2;
 use bevy::prelude::{ReflectResource, Resource};
 use bevy::reflect::Reflect;
 use candle_core::{DType, Device};
+use serde::{Deserialize, Serialize};
 
 use super::model::ViewGenerator;
 use crate::model::ComputeSettings;
@@ -17,6 +18,11 @@ use crate::mvcustom::Result;
 /// Where the plugin's model comes from.
 #[derive(Clone)]
 pub enum ModelSource {
+    /// A model configuration asset (`*.model.ron`, see
+    /// [`ModelConfigAsset`](super::assets::ModelConfigAsset)) at this asset path: the plugin
+    /// loads it at start-up and uses the folder, compute settings and defaults it names,
+    /// again whenever the file changes. Generations wait, queued, until it has loaded.
+    Config(String),
     /// A diffusers-layout model folder (`unet/`, `vae/`, `text_encoder/`, `tokenizer/`,
     /// `scheduler/`, optionally `motion_adapter/`), loaded with
     /// [`MvPipeline::load`](crate::mvcustom::MvPipeline::load) the first time a generation
@@ -30,6 +36,7 @@ pub enum ModelSource {
 impl fmt::Debug for ModelSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ModelSource::Config(path) => f.debug_tuple("Config").field(path).finish(),
             ModelSource::Folder(path) => f.debug_tuple("Folder").field(path).finish(),
             ModelSource::Generator(_) => f.write_str("Generator(..)"),
         }
@@ -38,7 +45,7 @@ impl fmt::Debug for ModelSource {
 
 /// The device the networks run on. Anything but the CPU needs the crate feature of the same
 /// name (`cuda`, `metal`); without it, loading fails with candle's error naming the backend.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Reflect)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Reflect, Serialize, Deserialize)]
 pub enum ComputeDevice {
     /// The CPU: always available, the reference.
     #[default]
@@ -50,7 +57,7 @@ pub enum ComputeDevice {
 }
 
 /// The precision weights are loaded in and activations computed in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Reflect)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Reflect, Serialize, Deserialize)]
 pub enum Precision {
     /// 32-bit floats: the reference, the only sensible choice on the CPU.
     #[default]
@@ -63,7 +70,8 @@ pub enum Precision {
 
 /// Device and precision of the plugin's model, as plain reflectable values; turned into the
 /// model layer's [`ComputeSettings`] when the model loads.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Reflect)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Reflect, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Compute {
     /// Where the networks run.
     pub device: ComputeDevice,
@@ -91,7 +99,8 @@ impl Compute {
 
 /// What a shot uses for each setting it leaves unset (`None`). Change it at run time like any
 /// resource; generations already running keep the values they started with.
-#[derive(Resource, Clone, Debug, PartialEq, Reflect)]
+#[derive(Resource, Clone, Debug, PartialEq, Reflect, Serialize, Deserialize)]
+#[serde(default)]
 #[reflect(Resource)]
 pub struct ShotDefaults {
     /// Denoising steps.

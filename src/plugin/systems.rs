@@ -2,7 +2,7 @@
 //! [`GenerateShot`], start from the cameras' poses, poll progress and results into statuses
 //! and images, cancel on request or when the shot or a camera goes away.
 
-use bevy::asset::Assets;
+use bevy::asset::{Assets, Handle};
 use bevy::camera::{Camera, Projection};
 use bevy::core_pipeline::prepass::DepthPrepass;
 use bevy::ecs::entity::Entity;
@@ -12,16 +12,22 @@ use bevy::math::UVec2;
 use bevy::prelude::{Commands, Has, On, Query, Remove, Res, ResMut, With};
 use bevy::transform::components::GlobalTransform;
 
-use super::components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
+use super::assets::SubjectAsset;
+use super::assets::subject::{SubjectAssets, SubjectLookup, handle_name};
+use super::components::{
+    GenerationState, MvCustom, MvCustomShot, MvCustomStatus, SUBJECT_PLACEHOLDER, ShotViews,
+};
+use super::compose::CompositionScene;
 use super::depth::{SceneDepthCapture, request_depth};
 use super::error::PluginError;
 use super::events::{CancelShot, GenerateShot, ShotCancelled, ShotFailed, ShotFinished};
 use super::images::{placeholder_image, to_bevy_image};
 use super::model::MvCustomModel;
+use super::model_config::{ActiveModelConfig, model_readiness};
 use super::poses::{CameraParts, build_request};
 use super::settings::ShotDefaults;
 use super::tasks::{GenerationTask, GenerationWorkers, Outcome, Polled};
-use crate::mvcustom::{GenerationEvent, Stage};
+use crate::mvcustom::{GenerationEvent, GenerationRequest, Stage};
 
 /// What the start system reads of a camera for its pose.
 type CameraData = (
@@ -144,7 +150,7 @@ fn cancel(
 }
 
 /// Marks `cameras` failed, drops the shot's task and reports [`ShotFailed`].
-fn fail_shot(
+pub(crate) fn fail_shot(
     commands: &mut Commands,
     shot: Entity,
     cameras: &[Entity],
@@ -178,8 +184,70 @@ fn ensure_image(status: &mut MvCustomStatus, images: &mut Assets<Image>, size: U
     }
 }
 
-/// Starts every queued generation from its cameras' poses now (after transform propagation
-/// and camera updates, so the poses are this frame's).
+/// Where a shot's subject stands when its generation is to start.
+enum ShotSubject {
+    /// Ready: none, or loaded with its weights.
+    Ready(Option<SubjectAsset>),
+    /// Still loading (or reloading): the generation waits, queued.
+    Loading,
+    /// Unusable: the generation fails with this error.
+    Failed(PluginError),
+}
+
+/// The state of `shot`'s subject `handle`.
+fn shot_subject(
+    shot: Entity,
+    handle: Option<&Handle<SubjectAsset>>,
+    subjects: &SubjectAssets,
+) -> ShotSubject {
+    let Some(handle) = handle else {
+        return ShotSubject::Ready(None);
+    };
+    match subjects.lookup(handle) {
+        SubjectLookup::Loaded(subject) if subject.weights().is_some() => {
+            ShotSubject::Ready(Some(subject.clone()))
+        }
+        SubjectLookup::Loaded(subject) => ShotSubject::Failed(PluginError::UntrainedSubject {
+            shot,
+            path: subject.path().to_string(),
+            weights: subject.subject().weights_path.display().to_string(),
+        }),
+        SubjectLookup::Loading => ShotSubject::Loading,
+        SubjectLookup::Failed(reason) => ShotSubject::Failed(PluginError::SubjectLoad {
+            shot,
+            path: handle_name(handle),
+            reason,
+        }),
+        SubjectLookup::Missing => ShotSubject::Failed(PluginError::SubjectMissing { shot }),
+    }
+}
+
+/// `request` (with its views) with [`SUBJECT_PLACEHOLDER`] in its prompts replaced by the
+/// token of the shot's `subject`; without a subject, a prompt holding the placeholder fails.
+fn name_subject(
+    shot: Entity,
+    (mut request, views): (GenerationRequest, Vec<Entity>),
+    subject: Option<&SubjectAsset>,
+) -> Result<(GenerationRequest, Vec<Entity>), PluginError> {
+    let prompts = [&mut request.prompt, &mut request.negative_prompt];
+    match subject {
+        Some(subject) => {
+            for prompt in prompts {
+                *prompt = prompt.replace(SUBJECT_PLACEHOLDER, &subject.subject().token);
+            }
+        }
+        None if prompts.iter().any(|p| p.contains(SUBJECT_PLACEHOLDER)) => {
+            return Err(PluginError::PlaceholderWithoutSubject { shot });
+        }
+        None => {}
+    }
+    Ok((request, views))
+}
+
+/// Starts every queued generation from its cameras' poses now (after transform propagation,
+/// camera updates and bounds, so poses and boxes are this frame's). A generation whose
+/// subject or model configuration is still loading stays queued; one that needs the scene's depth or backgrounds
+/// asks for them and waits.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn start_generations(
     mut commands: Commands,
@@ -196,11 +264,30 @@ pub(crate) fn start_generations(
     model: Res<MvCustomModel>,
     workers: Res<GenerationWorkers>,
     mut depth_capture: Option<ResMut<SceneDepthCapture>>,
+    subject_assets: SubjectAssets,
+    mut scene: CompositionScene,
+    config: Option<Res<ActiveModelConfig>>,
 ) {
     for (shot, settings, views, mut task) in &mut shots {
         if !task.is_queued() {
             continue;
         }
+        match model_readiness(config.as_deref()) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(error) => {
+                fail_shot(&mut commands, shot, cameras_of(views), &mut statuses, error);
+                continue;
+            }
+        }
+        let subject = match shot_subject(shot, settings.subject.as_ref(), &subject_assets) {
+            ShotSubject::Ready(subject) => subject,
+            ShotSubject::Loading => continue,
+            ShotSubject::Failed(error) => {
+                fail_shot(&mut commands, shot, cameras_of(views), &mut statuses, error);
+                continue;
+            }
+        };
         let parts = cameras_of(views)
             .iter()
             .filter_map(|&entity| {
@@ -214,7 +301,9 @@ pub(crate) fn start_generations(
                 })
             })
             .collect();
-        match build_request(shot, settings, parts, &defaults) {
+        let built = build_request(shot, settings, parts, &defaults)
+            .and_then(|built| name_subject(shot, built, subject.as_ref()));
+        match built {
             Ok((mut request, ordered)) => {
                 let size = UVec2::new(request.width, request.height);
                 for &camera in &ordered {
@@ -222,6 +311,14 @@ pub(crate) fn start_generations(
                         ensure_image(&mut status, &mut images, size);
                     }
                 }
+                let composition =
+                    match scene.request(&mut commands, shot, settings, &request, &ordered) {
+                        Ok(composition) => composition,
+                        Err(error) => {
+                            fail_shot(&mut commands, shot, &ordered, &mut statuses, error);
+                            continue;
+                        }
+                    };
                 let scene_depth = request_depth(
                     &mut commands,
                     depth_capture.as_deref_mut(),
@@ -234,18 +331,19 @@ pub(crate) fn start_generations(
                         _ => None,
                     },
                 );
-                match scene_depth {
-                    Some(pending) => {
-                        let waiting = GenerationState::Running {
-                            stage: Stage::AnchorDepth,
-                            step: 0,
-                            total: request.steps,
-                        };
-                        set_states(&ordered, &mut statuses, &waiting);
-                        task.await_depth(request, ordered, pending);
-                    }
-                    None => task.start(&model, &workers, request, ordered),
+                if scene_depth.is_none() && composition.is_none() {
+                    task.start(&model, &workers, request, subject, ordered);
+                    continue;
                 }
+                if scene_depth.is_some() {
+                    let waiting = GenerationState::Running {
+                        stage: Stage::AnchorDepth,
+                        step: 0,
+                        total: request.steps,
+                    };
+                    set_states(&ordered, &mut statuses, &waiting);
+                }
+                task.await_scene(request, subject, ordered, scene_depth, composition);
             }
             Err(error) => fail_shot(&mut commands, shot, cameras_of(views), &mut statuses, error),
         }

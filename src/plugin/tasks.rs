@@ -13,10 +13,13 @@ use bevy::platform::cell::SyncCell;
 use bevy::prelude::{Component, Resource};
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
+use super::assets::SubjectAsset;
+use super::compose::PendingComposition;
 use super::depth::PendingDepth;
 use super::error::PluginError;
 use super::model::MvCustomModel;
 use crate::diffusion::CancelToken;
+use crate::mvcustom::compose::CompositionInput;
 use crate::mvcustom::{GeneratedViews, GenerationEvent, GenerationRequest};
 use crate::render::DepthMap;
 
@@ -35,17 +38,21 @@ pub struct GenerationTask {
 enum TaskState {
     /// Waiting for the start system to read the poses.
     Queued,
-    /// Poses read; waiting for the anchor camera's rendered depth.
-    AwaitingDepth(Box<AwaitingDepth>),
+    /// Poses read; waiting for the anchor camera's rendered depth and/or the views'
+    /// rendered backgrounds.
+    AwaitingScene(Box<AwaitingScene>),
     /// Computing.
     Running(RunningGeneration),
 }
 
-/// A request whose poses are read, waiting for its anchor depth to start.
-struct AwaitingDepth {
+/// A request whose poses are read, waiting for what it needs of the rendered scene (each
+/// `None` once resolved, or when not needed) to start.
+struct AwaitingScene {
     request: GenerationRequest,
+    subject: Option<SubjectAsset>,
     views: Vec<Entity>,
-    depth: PendingDepth,
+    depth: Option<PendingDepth>,
+    composition: Option<PendingComposition>,
 }
 
 /// A spawned generation: its task, progress channel, cancel token and the cameras it
@@ -94,7 +101,7 @@ impl GenerationTask {
     pub(crate) fn views(&self) -> &[Entity] {
         match &self.state {
             TaskState::Queued => &[],
-            TaskState::AwaitingDepth(awaiting) => &awaiting.views,
+            TaskState::AwaitingScene(awaiting) => &awaiting.views,
             TaskState::Running(running) => &running.views,
         }
     }
@@ -103,60 +110,91 @@ impl GenerationTask {
     pub(crate) fn total_steps(&self) -> usize {
         match &self.state {
             TaskState::Queued => 0,
-            TaskState::AwaitingDepth(awaiting) => awaiting.request.steps,
+            TaskState::AwaitingScene(awaiting) => awaiting.request.steps,
             TaskState::Running(running) => running.total_steps,
         }
     }
 
-    /// Holds `request` for `views` until the anchor depth `depth` waits for arrives (then
-    /// [`start_with_depth`](Self::start_with_depth)).
-    pub(crate) fn await_depth(
+    /// Holds `request` for `views` until the anchor depth `depth` and the backgrounds
+    /// `composition` wait for have arrived (see [`start_when_ready`](Self::start_when_ready)).
+    pub(crate) fn await_scene(
         &mut self,
         request: GenerationRequest,
+        subject: Option<SubjectAsset>,
         views: Vec<Entity>,
-        depth: PendingDepth,
+        depth: Option<PendingDepth>,
+        composition: Option<PendingComposition>,
     ) {
-        self.state = TaskState::AwaitingDepth(Box::new(AwaitingDepth {
+        self.state = TaskState::AwaitingScene(Box::new(AwaitingScene {
             request,
+            subject,
             views,
             depth,
+            composition,
         }));
     }
 
-    /// What a generation waiting for its anchor depth waits for.
+    /// The anchor depth a generation waits for, if it still waits for one.
     pub(crate) fn pending_depth_mut(&mut self) -> Option<&mut PendingDepth> {
         match &mut self.state {
-            TaskState::AwaitingDepth(awaiting) => Some(&mut awaiting.depth),
+            TaskState::AwaitingScene(awaiting) => awaiting.depth.as_mut(),
             _ => None,
         }
     }
 
-    /// Starts a generation that waited for its anchor depth, with that depth (`None`: it did
-    /// not come: the pipeline falls back to estimating it, or to no DFR). Does nothing in any other state.
-    pub(crate) fn start_with_depth(
-        &mut self,
-        depth: Option<DepthMap>,
-        model: &MvCustomModel,
-        workers: &GenerationWorkers,
-    ) {
-        match std::mem::replace(&mut self.state, TaskState::Queued) {
-            TaskState::AwaitingDepth(awaiting) => {
-                let AwaitingDepth {
-                    mut request, views, ..
-                } = *awaiting;
-                request.anchor_depth = depth;
-                self.start(model, workers, request, views);
-            }
-            other => self.state = other,
+    /// The backgrounds a generation waits for, if it still waits for them.
+    pub(crate) fn pending_composition_mut(&mut self) -> Option<&mut PendingComposition> {
+        match &mut self.state {
+            TaskState::AwaitingScene(awaiting) => awaiting.composition.as_mut(),
+            _ => None,
         }
     }
 
-    /// Starts generating `request` for `views` on the async compute pool.
+    /// The anchor depth arrived (`None`: it did not come: the pipeline falls back to
+    /// estimating it, or to no DFR).
+    pub(crate) fn resolve_depth(&mut self, depth: Option<DepthMap>) {
+        if let TaskState::AwaitingScene(awaiting) = &mut self.state {
+            awaiting.request.anchor_depth = depth;
+            awaiting.depth = None;
+        }
+    }
+
+    /// The backgrounds arrived.
+    pub(crate) fn resolve_composition(&mut self, composition: CompositionInput) {
+        if let TaskState::AwaitingScene(awaiting) = &mut self.state {
+            awaiting.request.composition = Some(composition);
+            awaiting.composition = None;
+        }
+    }
+
+    /// Starts a generation that waited for the scene once nothing is pending any more. Does
+    /// nothing in any other state.
+    pub(crate) fn start_when_ready(&mut self, model: &MvCustomModel, workers: &GenerationWorkers) {
+        let ready = matches!(&self.state, TaskState::AwaitingScene(awaiting)
+            if awaiting.depth.is_none() && awaiting.composition.is_none());
+        if !ready {
+            return;
+        }
+        if let TaskState::AwaitingScene(awaiting) =
+            std::mem::replace(&mut self.state, TaskState::Queued)
+        {
+            let AwaitingScene {
+                request,
+                subject,
+                views,
+                ..
+            } = *awaiting;
+            self.start(model, workers, request, subject, views);
+        }
+    }
+
+    /// Starts generating `request` (of `subject`) for `views` on the async compute pool.
     pub(crate) fn start(
         &mut self,
         model: &MvCustomModel,
         workers: &GenerationWorkers,
         request: GenerationRequest,
+        subject: Option<SubjectAsset>,
         views: Vec<Entity>,
     ) {
         let (sender, receiver) = channel();
@@ -167,13 +205,13 @@ impl GenerationTask {
         let busy = workers.enter();
         let task = AsyncComputeTaskPool::get().spawn(async move {
             let _busy = busy;
-            catch_panics(|| {
+            catch_panics("generation", || {
                 let generator = model.get_or_load()?;
                 let mut events = |event| {
                     // The receiver is gone only once the generation was dropped (cancelled).
                     let _ = sender.send(event);
                 };
-                Ok(generator.generate(&request, &mut events, &token)?)
+                Ok(generator.generate(&request, subject.as_ref(), &mut events, &token)?)
             })
         });
         self.state = TaskState::Running(RunningGeneration {
@@ -213,9 +251,9 @@ impl GenerationTask {
     }
 }
 
-/// How many generation workers are computing right now, cancelled ones included until they
-/// reach their next cancellation check. Lets an app (or a test) see that a cancelled
-/// generation really let go of its thread.
+/// How many workers (generations and subject trainings) are computing right now, cancelled
+/// ones included until they reach their next cancellation check. Lets an app (or a test) see
+/// that a cancelled run really let go of its thread.
 #[derive(Resource, Clone, Default)]
 pub struct GenerationWorkers {
     busy: Arc<AtomicUsize>,
@@ -228,14 +266,14 @@ impl GenerationWorkers {
     }
 
     /// Counts one worker until the returned guard drops.
-    fn enter(&self) -> WorkerGuard {
+    pub(crate) fn enter(&self) -> WorkerGuard {
         self.busy.fetch_add(1, Ordering::AcqRel);
         WorkerGuard(Arc::clone(&self.busy))
     }
 }
 
 /// Counts a worker while alive.
-struct WorkerGuard(Arc<AtomicUsize>);
+pub(crate) struct WorkerGuard(Arc<AtomicUsize>);
 
 impl Drop for WorkerGuard {
     fn drop(&mut self) {
@@ -243,12 +281,15 @@ impl Drop for WorkerGuard {
     }
 }
 
-/// Runs `f`, turning a panic into [`PluginError::Panicked`] with the panic's message.
+/// Runs `f` (the `task` named in errors), turning a panic into [`PluginError::Panicked`]
+/// with the panic's message.
 pub(crate) fn catch_panics<T>(
+    task: &'static str,
     f: impl FnOnce() -> Result<T, PluginError>,
 ) -> Result<T, PluginError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
         Err(PluginError::Panicked {
+            task,
             message: panic_message(payload.as_ref()),
         })
     })
@@ -271,13 +312,19 @@ mod tests {
 
     #[test]
     fn catch_panics_reports_the_message() {
-        let literal = catch_panics::<()>(|| panic!("boom"));
-        assert!(matches!(literal, Err(PluginError::Panicked { message }) if message == "boom"));
-        let formatted = catch_panics::<()>(|| panic!("step {} of {}", 3, 7));
+        let literal = catch_panics::<()>("generation", || panic!("boom"));
         assert!(
-            matches!(formatted, Err(PluginError::Panicked { message }) if message == "step 3 of 7")
+            matches!(&literal, Err(PluginError::Panicked { message, .. }) if message == "boom")
         );
-        assert!(matches!(catch_panics(|| Ok(5)), Ok(5)));
+        assert_eq!(
+            literal.unwrap_err().to_string(),
+            "generation panicked: boom"
+        );
+        let formatted = catch_panics::<()>("training", || panic!("step {} of {}", 3, 7));
+        assert!(
+            matches!(formatted, Err(PluginError::Panicked { message, task: "training" }) if message == "step 3 of 7")
+        );
+        assert!(matches!(catch_panics("generation", || Ok(5)), Ok(5)));
     }
 
     #[test]

@@ -177,7 +177,8 @@ pub(crate) fn receive_scene_depth(
                 None
             }
         };
-        task.start_with_depth(depth, &model, &workers);
+        task.resolve_depth(depth);
+        task.start_when_ready(&model, &workers);
     }
     for (camera, request) in &requests {
         if !waiting.contains(&request.id) {

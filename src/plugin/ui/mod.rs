@@ -1,6 +1,8 @@
-//! The egui control panel (feature `ui`): pick a shot, edit its prompts, sampling settings
-//! and technique switches, Generate / Cancel, follow each view's progress, browse the
-//! generated views as thumbnails and save them as PNG files.
+//! The egui control panel (feature `ui`): pick a shot, edit its prompts, pick its subject
+//! (among the entities with [`MvCustomSubject`]) and train it (Train / Cancel training, a
+//! progress bar, a loss plot), edit sampling settings and technique switches, Generate /
+//! Cancel, follow each view's progress, browse the generated views as thumbnails and save
+//! them as PNG files.
 //!
 //! [`MvCustomUiPlugin`] is separate from [`MvCustomPlugin`](super::MvCustomPlugin), which
 //! never adds it: egui needs a renderer and a window (or a camera) to draw on, and a headless
@@ -18,28 +20,34 @@
 //! ```
 //!
 //! The panel draws on bevy_egui's primary context (by default the first camera spawned); the
-//! plugin adds `EguiPlugin` unless the app already has it. No "Train" button yet: it comes
-//! with subjects.
+//! plugin adds `EguiPlugin` unless the app already has it. "Train" uses
+//! [`MvCustomUiState::train_settings`].
 
 mod panel;
+mod training;
 
 use std::path::{Path, PathBuf};
 
 use bevy::app::{App, Plugin};
 use bevy::asset::{AssetId, Assets};
 use bevy::ecs::entity::Entity;
+use bevy::ecs::system::SystemParam;
 use bevy::image::Image;
 use bevy::log::warn;
 use bevy::platform::collections::HashSet;
 use bevy::prelude::{Commands, Name, Query, Res, ResMut, Resource};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, EguiTextureHandle};
 
+use super::assets::SubjectAsset;
 use super::components::{GenerationState, MvCustom, MvCustomShot, MvCustomStatus, ShotViews};
 use super::error::PluginError;
 use super::events::{CancelShot, GenerateShot};
 use super::images::save_png;
 use super::settings::ShotDefaults;
+use super::training::{CancelTraining, MvCustomSubject, TrainSubject, TrainingStatus};
+use crate::mvcustom::train::TrainSettings;
 use panel::{PanelModel, ShotItem, ViewItem, draw_panel};
+use training::SubjectItem;
 
 /// Adds the MVCustom control panel to an app that renders (see the module docs).
 #[derive(Clone, Copy, Debug, Default)]
@@ -66,6 +74,9 @@ pub struct MvCustomUiState {
     pub save_dir: PathBuf,
     /// The outcome of the last save.
     pub message: Option<String>,
+    /// The settings the panel's "Train" button trains subjects with (its sliders edit the
+    /// steps, resolution and learning rate).
+    pub train_settings: TrainSettings,
     /// Images registered with egui as thumbnails, unregistered when their image goes away.
     registered: HashSet<AssetId<Image>>,
 }
@@ -77,6 +88,7 @@ impl Default for MvCustomUiState {
             selected: None,
             save_dir: PathBuf::from("mvcustom_views"),
             message: None,
+            train_settings: TrainSettings::default(),
             registered: HashSet::default(),
         }
     }
@@ -130,12 +142,62 @@ type ViewData = (
     Option<&'static Name>,
 );
 
+/// The subjects the panel lists, with their definitions for labels.
+#[derive(SystemParam)]
+struct PanelSubjects<'w, 's> {
+    entities: Query<
+        'w,
+        's,
+        (
+            Entity,
+            &'static MvCustomSubject,
+            &'static TrainingStatus,
+            Option<&'static Name>,
+        ),
+    >,
+    assets: Option<Res<'w, Assets<SubjectAsset>>>,
+}
+
+impl PanelSubjects<'_, '_> {
+    /// Every subject entity, in entity order, labelled by its name, else its token, else its
+    /// asset path.
+    fn items(&self) -> Vec<SubjectItem> {
+        let mut items: Vec<SubjectItem> = self
+            .entities
+            .iter()
+            .map(|(entity, subject, status, name)| {
+                let token = self
+                    .assets
+                    .as_ref()
+                    .and_then(|assets| assets.get(&subject.subject))
+                    .map(|asset| asset.subject().token.clone());
+                let label = name
+                    .map(ToString::to_string)
+                    .or(token)
+                    .or_else(|| subject.subject.path().map(ToString::to_string))
+                    .unwrap_or_else(|| format!("subject {entity}"));
+                SubjectItem {
+                    entity,
+                    label,
+                    handle: subject.subject.clone(),
+                    state: status.state().clone(),
+                    losses: status.losses().to_vec(),
+                }
+            })
+            .collect();
+        items.sort_by_key(|item| item.entity);
+        items
+    }
+}
+
 /// Draws the panel and carries out what the user asked for.
+#[allow(clippy::too_many_arguments)]
 fn panel_system(
     mut contexts: EguiContexts,
     mut state: ResMut<MvCustomUiState>,
     mut shots: Query<ShotData>,
     cameras: Query<ViewData>,
+    subjects: PanelSubjects,
     defaults: Option<Res<ShotDefaults>>,
     images: Res<Assets<Image>>,
     mut commands: Commands,
@@ -203,6 +265,8 @@ fn panel_system(
     let mut edited = selected.and_then(|shot| Some((shot, shots.get(shot).ok()?.1.clone())));
     let mut save_dir = state.save_dir.display().to_string();
     let mut open = state.open;
+    let subject_items = subjects.items();
+    let mut train_settings = state.train_settings.clone();
     let actions = {
         let mut model = PanelModel {
             shots: &items,
@@ -211,11 +275,22 @@ fn panel_system(
             views: &views,
             save_dir: &mut save_dir,
             message: state.message.as_deref(),
+            subjects: &subject_items,
+            train_settings: &mut train_settings,
         };
         draw_panel(&ctx, &mut open, &mut model)
     };
     state.open = open;
     state.save_dir = PathBuf::from(save_dir);
+    if state.train_settings != train_settings {
+        state.train_settings = train_settings;
+    }
+    if let Some(entity) = actions.training.train {
+        commands.trigger(TrainSubject::new(entity, state.train_settings.clone()));
+    }
+    if let Some(entity) = actions.training.cancel {
+        commands.trigger(CancelTraining { entity });
+    }
 
     if let Some(entity) = actions.select {
         state.selected = Some(entity);

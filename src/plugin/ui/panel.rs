@@ -6,7 +6,9 @@ use bevy::ecs::entity::Entity;
 use bevy::math::UVec2;
 use bevy_egui::egui;
 
+use super::training::{SubjectItem, TrainingActions, subject_section};
 use crate::mvcustom::Stage;
+use crate::mvcustom::train::TrainSettings;
 use crate::plugin::components::{GenerationState, MvCustomShot};
 use crate::plugin::settings::ShotDefaults;
 
@@ -49,6 +51,10 @@ pub(crate) struct PanelModel<'a> {
     pub save_dir: &'a mut String,
     /// The outcome of the last save, shown under the gallery.
     pub message: Option<&'a str>,
+    /// The subjects the picker lists.
+    pub subjects: &'a [SubjectItem],
+    /// The settings "Train" uses, edited in place.
+    pub train_settings: &'a mut TrainSettings,
 }
 
 /// What the user asked for this frame.
@@ -62,6 +68,8 @@ pub(crate) struct PanelActions {
     pub cancel: bool,
     /// Save the selected shot's views as PNG files.
     pub save: bool,
+    /// Train or cancel the training of a subject.
+    pub training: TrainingActions,
 }
 
 /// Draws the panel as a window titled "MVCustom" (closable through `open`).
@@ -85,6 +93,8 @@ pub(crate) fn draw_panel(
                 };
                 ui.separator();
                 prompts(ui, shot);
+                actions.training = subject_section(ui, shot, model.subjects, model.train_settings);
+                ui.separator();
                 sampling(ui, shot, model.defaults);
                 techniques(ui, shot);
                 ui.separator();
@@ -330,6 +340,7 @@ fn stage_text(stage: Stage) -> &'static str {
 mod tests {
     use super::*;
     use crate::mvcustom::DfrSettings;
+    use crate::plugin::training::TrainingState;
 
     /// One egui pass over the panel with these input events; returns the actions and the
     /// painted shapes.
@@ -476,6 +487,8 @@ mod tests {
             views: &views,
             save_dir: &mut save_dir,
             message: Some("saved 2 views"),
+            subjects: &[],
+            train_settings: &mut TrainSettings::default(),
         };
         // Two passes: the first lays the window out, the second draws it settled.
         run(&ctx, &mut model, vec![]);
@@ -500,6 +513,8 @@ mod tests {
             views: &[],
             save_dir: &mut save_dir,
             message: None,
+            subjects: &[],
+            train_settings: &mut TrainSettings::default(),
         };
         let (actions, _) = run(&ctx, &mut model, vec![]);
         assert_eq!(actions, PanelActions::default());
@@ -524,6 +539,8 @@ mod tests {
                 views: &views,
                 save_dir: &mut save_dir,
                 message: None,
+                subjects: &[],
+                train_settings: &mut TrainSettings::default(),
             };
             run(&ctx, &mut model, vec![]);
             let (_, shapes) = run(&ctx, &mut model, vec![]);
@@ -577,6 +594,8 @@ mod tests {
                 views: &[],
                 save_dir: &mut save_dir,
                 message: None,
+                subjects: &[],
+                train_settings: &mut TrainSettings::default(),
             };
             run(&ctx, &mut model, vec![]);
             let (_, shapes) = run(&ctx, &mut model, vec![]);
@@ -592,5 +611,61 @@ mod tests {
         }
         assert_eq!(shot.techniques.clc, None);
         assert!(shot.techniques.dfr.is_some());
+    }
+
+    #[test]
+    fn the_picked_subject_trains_cancels_and_plots_its_losses() {
+        let ctx = egui::Context::default();
+        let defaults = ShotDefaults::default();
+        let shots = [ShotItem {
+            entity: Entity::from_raw_u32(2).unwrap(),
+            label: "shot 2".into(),
+        }];
+        let subject = Entity::from_raw_u32(9).unwrap();
+        let item = |state, losses: Vec<f32>| SubjectItem {
+            entity: subject,
+            label: "robot".into(),
+            handle: Default::default(),
+            state,
+            losses,
+        };
+        let mut shot = MvCustomShot::new("a photo of <robot>").with_subject(Default::default());
+        let mut save_dir = "views".to_owned();
+        let mut train = TrainSettings::default();
+        let mut panel = |item: SubjectItem, label: &str| {
+            let subjects = [item];
+            let mut model = PanelModel {
+                shots: &shots,
+                selected: Some((shots[0].entity, &mut shot)),
+                defaults: &defaults,
+                views: &[],
+                save_dir: &mut save_dir,
+                message: None,
+                subjects: &subjects,
+                train_settings: &mut train,
+            };
+            run(&ctx, &mut model, vec![]);
+            let (_, shapes) = run(&ctx, &mut model, vec![]);
+            (click(&ctx, &mut model, &shapes, label), shapes)
+        };
+        let (actions, shapes) = panel(item(TrainingState::Idle, vec![]), "Train");
+        assert_eq!(actions.training.train, Some(subject));
+        assert!(find_text(&shapes, "robot").is_some(), "the picker shows it");
+        let losses = vec![0.9, 0.5, 0.7, 0.2];
+        let running = TrainingState::Running {
+            step: 4,
+            total: 10,
+            loss: 0.2,
+        };
+        // Train is disabled while running; Cancel training is not.
+        let (actions, _) = panel(item(running.clone(), losses.clone()), "Train");
+        assert_eq!(actions.training, TrainingActions::default());
+        let (actions, shapes) = panel(item(running, losses.clone()), "Cancel training");
+        assert_eq!(actions.training.cancel, Some(subject));
+        assert!(find_text(&shapes, "training 4/10, loss 0.2000").is_some());
+        let plotted = shapes.iter().any(|clipped| {
+            matches!(&clipped.shape, egui::Shape::Path(path) if path.points.len() == losses.len())
+        });
+        assert!(plotted, "the loss plot is drawn with one point per step");
     }
 }
