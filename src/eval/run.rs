@@ -300,6 +300,7 @@ fn generate_row(
         techniques,
         anchor_depth,
         preview_every: None,
+        composition: None,
     };
     let started = Instant::now();
     let generation = pipeline.generate_with(
