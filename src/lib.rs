@@ -19,12 +19,14 @@
 //!   textures, inference runs in task-pool tasks. [`prelude`] holds what an app uses.
 //! - [`world`]: a procedural multi-view world (scenes, trajectories, CPU ray caster) with exact
 //!   depth, masks and captions: training data and evaluation ground truth.
+//! - [`eval`]: the held-out benchmark and ablation on the procedural world's ground truth.
 //! - [`cli`]: the `mvcustom` command-line tool (generate, inspect, bench), on the layers above
 //!   and without Bevy.
 
 pub mod camera;
 pub mod cli;
 pub mod diffusion;
+pub mod eval;
 pub mod model;
 pub mod mvcustom;
 pub mod plugin;

@@ -239,7 +239,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
 
 /// Reads the subject definition `path` (images, masks, cameras) and checks that it has been
 /// trained, before any model loads.
-fn read_subject(path: &Path) -> Result<Subject> {
+pub(crate) fn read_subject(path: &Path) -> Result<Subject> {
     let subject = Subject::load(path).map_err(MvError::from)?;
     if !subject.weights_path.is_file() {
         return Err(CliError::file(

@@ -54,6 +54,7 @@ pub use render::{
     object_mask_id, render_view, render_views, srgb8_to_linear,
 };
 pub use scene::{Scene, Surface, SurfaceHit};
+pub(crate) use spec::article;
 pub use spec::{MAX_OBJECTS, ObjectSpec, SceneSampler, SceneSpec};
 pub use split::{DemoSubject, Split};
 pub use trajectory::{Jitter, Path, TrajectorySampler, TrajectorySpec};

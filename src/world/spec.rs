@@ -52,7 +52,7 @@ pub(crate) const NEXT_TO: &str = "next to";
 pub(crate) const AND: &str = "and";
 
 /// Picks "a" or "an" for a phrase.
-fn article(phrase: &str) -> &'static str {
+pub(crate) fn article(phrase: &str) -> &'static str {
     let [a, an] = ARTICLES;
     match phrase.chars().next() {
         Some('a' | 'e' | 'i' | 'o' | 'u') => an,
