@@ -422,11 +422,6 @@ fn bad_arguments_and_files_fail_with_a_message_naming_them() {
         2,
         &["--model", "/no/such/model"],
     );
-    assert_fails(
-        &["generate", "--prompt", "p", "--orbit", "4,10,2", "--out", o],
-        2,
-        &["--model"],
-    );
 
     let missing = out.join("absent.ron");
     assert_fails(&base(&["--cameras", path(&missing)]), 1, &[path(&missing)]);
