@@ -79,7 +79,7 @@ impl Options {
             views: 4,
             size: 64,
             steps: 6,
-            prompt: "a teddy bear sitting on a lawn".into(),
+            prompt: "a red cube on grass".into(),
             subject: None,
             compose: false,
             generate: false,

@@ -1,5 +1,5 @@
 //! Learn a subject from its reference images, with live progress: one of the demo subjects
-//! of `assets/subjects/<name>/` (a `subject.ron` naming its reference images, masks and
+//! of `assets/subjects/<name>/` (a `<name>.subject.ron` naming its reference images, masks and
 //! cameras) is trained on the plugin's model in a task-pool task while the window stays
 //! responsive. The control panel shows the training's progress bar and loss plot; once it is
 //! done, Generate shows the trained subject from an orbit of four cameras.
