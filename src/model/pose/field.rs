@@ -86,6 +86,14 @@ impl FeatureNerf {
         geometry: &SampleGeometry,
         text: &dyn TextConditioning,
     ) -> Result<FieldOutput> {
+        let fused = self.fuse_views(reference, geometry)?;
+        self.render_fused(&fused, geometry, text)
+    }
+
+    /// The prompt-independent part of [`FeatureNerf::render`]: every sample's feature fused
+    /// across the reference views, `[rays·samples, C]`. Computed once, it serves every prompt
+    /// through [`FeatureNerf::render_fused`].
+    pub fn fuse_views(&self, reference: &Tensor, geometry: &SampleGeometry) -> Result<Tensor> {
         let (views, cells, channels) = reference.dims3()?;
         if views != geometry.views || channels != self.channels {
             candle_core::bail!(
@@ -162,8 +170,25 @@ impl FeatureNerf {
         // reference sees carries no feature.
         let masked = (logits + ((&valid - 1.0)? * 1e4)?)?;
         let weights = candle_nn::ops::softmax(&masked, 0)?.mul(&valid)?;
-        let fused = per_view.broadcast_mul(&weights)?.sum(0)?; // [N, C]
+        per_view.broadcast_mul(&weights)?.sum(0) // [N, C]
+    }
 
+    /// The prompt-dependent rest of [`FeatureNerf::render`]: the block's text cross-attention
+    /// on the fused samples `[rays·samples, C]`, then colour, density and volume rendering.
+    pub fn render_fused(
+        &self,
+        fused: &Tensor,
+        geometry: &SampleGeometry,
+        text: &dyn TextConditioning,
+    ) -> Result<FieldOutput> {
+        let (rays, k, channels) = (geometry.rays, geometry.samples, self.channels);
+        let n = rays * k;
+        if fused.dims() != [n, channels] {
+            candle_core::bail!(
+                "fused samples {:?} do not match {rays} rays of {k} samples and {channels} channels",
+                fused.dims()
+            );
+        }
         // The block's text cross-attention, residual.
         let tokens = fused.unsqueeze(0)?;
         let conditioned = (&tokens + text.attend(&tokens)?)?.squeeze(0)?;
@@ -175,7 +200,8 @@ impl FeatureNerf {
             .narrow(1, 3, 1)?
             .clamp(DENSITY_LOGIT_RANGE.0, DENSITY_LOGIT_RANGE.1)?
             .exp()?;
-        let deltas = tensor(&geometry.deltas, &[n, 1])?;
+        let deltas = Tensor::from_slice(&geometry.deltas, (n, 1), fused.device())?
+            .to_dtype(fused.dtype())?;
         let weights = render_weights(&(density * deltas)?.reshape((rays, k))?)?; // [R, K]
         let w = weights.unsqueeze(2)?;
         Ok(FieldOutput {

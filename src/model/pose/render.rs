@@ -18,7 +18,7 @@ use candle_core::Tensor;
 
 use super::blocks::{PoseBlock, PoseBlocks};
 use super::field::{FieldOutput, TextConditioning};
-use super::geometry::{Jitter, ReferenceGrid, sample_geometry};
+use super::geometry::{Jitter, ReferenceGrid, SampleGeometry, SamplingConfig, sample_geometry};
 use super::reference::ReferenceFeatures;
 use crate::camera::PinholeCamera;
 use crate::model::attention::AttentionSettings;
@@ -103,55 +103,145 @@ impl RenderedFeatures {
     }
 }
 
-impl PoseBlock {
-    /// Renders this block's field for one target view: rays through the centres (or, with
-    /// jitter, random points) of the `grid` `(h, w)` cells of `target`, from reference
-    /// features `[views, C, hr, wr]` seen by `reference_cameras`.
-    pub fn render_view(
-        &self,
-        reference: &Tensor,
-        reference_cameras: &[PinholeCamera],
-        target: &PinholeCamera,
-        grid: (usize, usize),
-        text: &dyn TextConditioning,
-        jitter: &mut Jitter<'_>,
-    ) -> Result<FieldOutput> {
+/// One pose block's part of a [`render_features`] call: its reference tokens, its text
+/// cross-attention per conditioning row, its feature grid and what it has rendered so far.
+struct BlockJob<'a> {
+    block: &'a PoseBlock,
+    /// Reference features as tokens `[views, hr·wr, C]`.
+    tokens: Tensor,
+    /// Reference feature grid `(hr, wr)`.
+    reference_grid: (usize, usize),
+    /// The block's feature grid `(h, w)` at the request's latent size.
+    grid: (usize, usize),
+    /// One text conditioning per conditioning row.
+    texts: Vec<BlockText<'a>>,
+    /// Per target rendered so far, the field's output under each conditioning row.
+    per_target: Vec<Vec<FieldOutput>>,
+}
+
+impl<'a> BlockJob<'a> {
+    fn new(
+        unet: &'a UNet,
+        block: &'a PoseBlock,
+        request: &RenderRequest<'_>,
+        rows: usize,
+    ) -> Result<Self> {
+        let name = block.name();
+        let invalid = |name: &str, reason: String| ModelError::InvalidInput {
+            name: name.into(),
+            reason,
+        };
+        let carrier = unet
+            .transformer_block(name)
+            .ok_or_else(|| invalid("pose blocks", format!("block `{name}` is not in this UNet")))?;
+        let reference = request
+            .references
+            .get(name)
+            .ok_or_else(|| invalid("reference features", format!("none for block `{name}`")))?;
+        let grid = unet
+            .hook_sites()
+            .iter()
+            .find(|site| site.name == name)
+            .map(|site| site.grid(request.latent_size))
+            .ok_or_else(|| {
+                invalid(
+                    "pose blocks",
+                    format!("block `{name}` is not a hook point of this UNet"),
+                )
+            })?;
         let (views, c, hr, wr) = reference.dims4()?;
-        if views != reference_cameras.len() || c != self.channels() {
-            return Err(ModelError::InvalidInput {
-                name: format!("reference features of `{}`", self.name()),
-                reason: format!(
+        if views != request.reference_cameras.len() || c != block.channels() {
+            return Err(invalid(
+                &format!("reference features of `{name}`"),
+                format!(
                     "shape {:?} for {} cameras and width {}",
                     reference.dims(),
-                    reference_cameras.len(),
-                    self.channels()
+                    request.reference_cameras.len(),
+                    block.channels()
                 ),
-            });
+            ));
         }
         let tokens = reference
             .permute((0, 2, 3, 1))?
             .reshape((views, hr * wr, c))?;
-        let references = ReferenceGrid {
-            cameras: reference_cameras,
-            width: wr as u32,
-            height: hr as u32,
-        };
-        let (h, w) = grid;
-        let geometry = sample_geometry(
-            self.field().sampling(),
-            target,
-            w as u32,
-            h as u32,
-            0,
-            h * w,
-            &references,
-            jitter,
-        );
-        Ok(self.field().render(&tokens, &geometry, text)?)
+        let texts = (0..rows)
+            .map(|row| {
+                let context = request
+                    .conditioning
+                    .narrow(0, row, 1)?
+                    .to_dtype(reference.dtype())?;
+                Ok(BlockText::new(carrier, context, unet.attention_settings()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            block,
+            tokens,
+            reference_grid: (hr, wr),
+            grid,
+            texts,
+            per_target: Vec::with_capacity(request.targets.len()),
+        })
     }
+
+    /// What decides a block's ray geometry for a target: blocks that agree share it.
+    fn geometry_key(&self) -> GeometryKey {
+        GeometryKey {
+            grid: self.grid,
+            reference_grid: self.reference_grid,
+            sampling: *self.block.field().sampling(),
+        }
+    }
+
+    /// Renders this block for the next target under every conditioning row, from the
+    /// target's `geometry`: the views are fused once, the prompts applied to the result.
+    fn render_target(&mut self, geometry: &SampleGeometry) -> Result<()> {
+        let field = self.block.field();
+        let fused = field.fuse_views(&self.tokens, geometry)?;
+        let outputs = self
+            .texts
+            .iter()
+            .map(|text| field.render_fused(&fused, geometry, text))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        self.per_target.push(outputs);
+        Ok(())
+    }
+
+    /// Stacks the renders, ordered `row · targets + target` like the UNet batch.
+    fn finish(self) -> Result<RenderedBlock> {
+        let (h, w) = self.grid;
+        let c = self.block.channels();
+        let renders = self.texts.len() * self.per_target.len();
+        let mut features = Vec::with_capacity(renders);
+        let mut opacity = Vec::with_capacity(renders);
+        let mut rgb = Vec::with_capacity(renders);
+        for row in 0..self.texts.len() {
+            for outputs in &self.per_target {
+                let out = &outputs[row];
+                features.push(out.features.reshape((h, w, c))?.permute((2, 0, 1))?);
+                opacity.push(out.opacity.reshape((h, w))?);
+                rgb.push(out.rgb.reshape((h, w, 3))?.permute((2, 0, 1))?);
+            }
+        }
+        Ok(RenderedBlock {
+            features: Tensor::stack(&features, 0)?.contiguous()?,
+            opacity: Tensor::stack(&opacity, 0)?,
+            rgb: Tensor::stack(&rgb, 0)?.contiguous()?,
+        })
+    }
+}
+/// What a target's ray geometry depends on besides the cameras.
+#[derive(Clone, Copy, PartialEq)]
+struct GeometryKey {
+    grid: (usize, usize),
+    reference_grid: (usize, usize),
+    sampling: SamplingConfig,
 }
 
 /// Renders every pose block for every conditioning row and target view of `request`.
+///
+/// Per target, the ray geometry is computed once for all blocks of the same feature grid
+/// (in training they share its jitter too), and each block fuses the reference views once
+/// for all conditioning rows.
 pub fn render_features(
     unet: &UNet,
     blocks: &PoseBlocks,
@@ -159,62 +249,46 @@ pub fn render_features(
     jitter: &mut Jitter<'_>,
 ) -> Result<RenderedFeatures> {
     let rows = request.conditioning.dim(0)?;
-    let sites = unet.hook_sites();
-    let mut per_block = BTreeMap::new();
-    for block in blocks.blocks() {
-        let name = block.name();
-        let carrier = unet
-            .transformer_block(name)
-            .ok_or_else(|| ModelError::InvalidInput {
-                name: "pose blocks".into(),
-                reason: format!("block `{name}` is not in this UNet"),
-            })?;
-        let reference = request
-            .references
-            .get(name)
-            .ok_or_else(|| ModelError::InvalidInput {
-                name: "reference features".into(),
-                reason: format!("none for block `{name}`"),
-            })?;
-        let (h, w) = sites
-            .iter()
-            .find(|site| site.name == name)
-            .map(|site| site.grid(request.latent_size))
-            .ok_or_else(|| ModelError::InvalidInput {
-                name: "pose blocks".into(),
-                reason: format!("block `{name}` is not a hook point of this UNet"),
-            })?;
-        let (mut features, mut opacity, mut rgb) = (Vec::new(), Vec::new(), Vec::new());
-        for row in 0..rows {
-            let context = request
-                .conditioning
-                .narrow(0, row, 1)?
-                .to_dtype(reference.dtype())?;
-            let text = BlockText::new(carrier, context, unet.attention_settings());
-            for target in request.targets {
-                let out = block.render_view(
-                    reference,
-                    request.reference_cameras,
-                    target,
-                    (h, w),
-                    &text,
-                    jitter,
-                )?;
-                let c = block.channels();
-                features.push(out.features.reshape((h, w, c))?.permute((2, 0, 1))?);
-                opacity.push(out.opacity.reshape((h, w))?);
-                rgb.push(out.rgb.reshape((h, w, 3))?.permute((2, 0, 1))?);
-            }
+    let mut jobs = blocks
+        .blocks()
+        .iter()
+        .map(|block| BlockJob::new(unet, block, request, rows))
+        .collect::<Result<Vec<_>>>()?;
+    for target in request.targets {
+        let mut geometries: Vec<(GeometryKey, SampleGeometry)> = Vec::new();
+        for job in &mut jobs {
+            let key = job.geometry_key();
+            let index = match geometries.iter().position(|(k, _)| *k == key) {
+                Some(index) => index,
+                None => {
+                    let (h, w) = key.grid;
+                    let (hr, wr) = key.reference_grid;
+                    let references = ReferenceGrid {
+                        cameras: request.reference_cameras,
+                        width: wr as u32,
+                        height: hr as u32,
+                    };
+                    let geometry = sample_geometry(
+                        &key.sampling,
+                        target,
+                        w as u32,
+                        h as u32,
+                        0,
+                        h * w,
+                        &references,
+                        jitter,
+                    );
+                    geometries.push((key, geometry));
+                    geometries.len() - 1
+                }
+            };
+            job.render_target(&geometries[index].1)?;
         }
-        per_block.insert(
-            name.to_string(),
-            RenderedBlock {
-                features: Tensor::stack(&features, 0)?.contiguous()?,
-                opacity: Tensor::stack(&opacity, 0)?,
-                rgb: Tensor::stack(&rgb, 0)?.contiguous()?,
-            },
-        );
     }
+    let per_block = jobs
+        .into_iter()
+        .map(|job| Ok((job.block.name().to_string(), job.finish()?)))
+        .collect::<Result<BTreeMap<_, _>>>()?;
     Ok(RenderedFeatures { per_block })
 }
 
@@ -465,6 +539,100 @@ mod tests {
             .forward(&sample, &t, &context, Some(&mut hook))
             .unwrap();
         assert!(max_abs_diff(&plain, &opened) > 1e-3);
+    }
+
+    #[test]
+    fn shared_geometry_and_fusion_match_rendering_each_view_and_prompt_alone() {
+        let unet = motion_unet();
+        let device = Device::Cpu;
+        let config = PoseConfig {
+            levels: vec![0, 1],
+            ..Default::default()
+        };
+        let varmap = fresh_parameters(&unet, &config, 11, DType::F32, &device).unwrap();
+        let blocks = PoseBlocks::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &device),
+            &unet,
+            &config,
+        )
+        .unwrap();
+        let latents = Tensor::randn(0f32, 1.0, (2, 4, 8, 8), &device).unwrap();
+        let prompt = Tensor::randn(0f32, 1.0, (1, 7, 32), &device).unwrap();
+        let references = ReferenceFeatures::compute(&unet, &blocks, &latents, &prompt).unwrap();
+        let reference_cameras = [camera(-0.5), camera(0.4)];
+        let targets = [camera(-0.2), camera(0.7)];
+        let conditioning = Tensor::randn(0f32, 1.0, (2, 7, 32), &device).unwrap();
+        let request = RenderRequest {
+            references: &references,
+            reference_cameras: &reference_cameras,
+            targets: &targets,
+            latent_size: (8, 8),
+            conditioning: &conditioning,
+        };
+        let rendered = render_features(&unet, &blocks, &request, &mut Jitter::None).unwrap();
+
+        // The reference: each (block, prompt row, target) rendered on its own, from its own
+        // geometry, through the field's single-call path.
+        for block in blocks.blocks() {
+            let name = block.name();
+            let reference = references.get(name).unwrap();
+            let (views, c, hr, wr) = reference.dims4().unwrap();
+            let tokens = reference
+                .permute((0, 2, 3, 1))
+                .unwrap()
+                .reshape((views, hr * wr, c))
+                .unwrap();
+            let (h, w) = unet
+                .hook_sites()
+                .iter()
+                .find(|site| site.name == name)
+                .unwrap()
+                .grid((8, 8));
+            let carrier = unet.transformer_block(name).unwrap();
+            let grid = ReferenceGrid {
+                cameras: &reference_cameras,
+                width: wr as u32,
+                height: hr as u32,
+            };
+            let got = rendered.get(name).unwrap();
+            for row in 0..2 {
+                let text = BlockText::new(
+                    carrier,
+                    conditioning.narrow(0, row, 1).unwrap(),
+                    unet.attention_settings(),
+                );
+                for (t, target) in targets.iter().enumerate() {
+                    let geometry = sample_geometry(
+                        block.field().sampling(),
+                        target,
+                        w as u32,
+                        h as u32,
+                        0,
+                        h * w,
+                        &grid,
+                        &mut Jitter::None,
+                    );
+                    let alone = block.field().render(&tokens, &geometry, &text).unwrap();
+                    let expected = alone
+                        .features
+                        .reshape((h, w, c))
+                        .unwrap()
+                        .permute((2, 0, 1))
+                        .unwrap();
+                    let actual = got.features.get(row * targets.len() + t).unwrap();
+                    let scale = max_abs_diff(&expected, &expected.zeros_like().unwrap());
+                    assert!(scale > 0.0, "{name}: nothing rendered");
+                    let diff = max_abs_diff(&expected, &actual);
+                    assert!(
+                        diff <= 1e-5 * scale.max(1.0),
+                        "{name} row {row} view {t}: {diff}"
+                    );
+                    let opacity = got.opacity.get(row * targets.len() + t).unwrap();
+                    let expected_opacity = alone.opacity.reshape((h, w)).unwrap();
+                    assert!(max_abs_diff(&expected_opacity, &opacity) <= 1e-5);
+                }
+            }
+        }
     }
 
     #[test]
