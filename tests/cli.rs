@@ -4,47 +4,12 @@
 //! safetensors crate, and clear failures for bad arguments and files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use bevy_mvcustom::camera::PinholeCamera;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mvcustom");
-
-fn tiny_model() -> PathBuf {
-    let root = std::env::var_os("MVCUSTOM_PARITY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity"));
-    let model = root.join("animatediff_pipeline_tiny");
-    assert!(
-        model.is_dir(),
-        "fixture model {} is missing",
-        model.display()
-    );
-    model
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mvcustom-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn mvcustom<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the mvcustom binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
+mod common;
+use common::{assert_fails, mvcustom, path, scratch, stderr, tiny_model};
 
 /// Runs `generate` on the tiny model and returns the report.
 fn generate(out: &Path, cameras: &[&str]) -> Value {
@@ -366,26 +331,6 @@ fn bench_reports_every_stage_of_the_tiny_model() {
         }
     }
     std::fs::remove_dir_all(out).unwrap();
-}
-
-/// Asserts a failed run: status `code`, one `error:` line naming every `culprit`, no panic.
-fn assert_fails<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
-    args: &[S],
-    code: i32,
-    culprits: &[&str],
-) {
-    let output = mvcustom(args);
-    let err = stderr(&output);
-    assert_eq!(output.status.code(), Some(code), "{args:?}: {err}");
-    let first = err.lines().next().unwrap_or_default();
-    assert!(first.starts_with("error: "), "{first}");
-    for culprit in culprits {
-        assert!(
-            first.contains(culprit),
-            "{culprit:?} not named in {first:?}"
-        );
-    }
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

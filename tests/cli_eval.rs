@@ -7,58 +7,16 @@
 //! subjects fail naming what is at fault.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use bevy_mvcustom::mvcustom::{DemoSubjectOptions, write_demo_subject};
 use bevy_mvcustom::world::DemoSubject;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mvcustom");
+mod common;
+use common::{assert_fails, mvcustom, path, scratch, stderr, tiny_model};
+
 const SIZE: u32 = 32;
 const VIEWS: usize = 3;
-
-fn tiny_model() -> PathBuf {
-    let root = std::env::var_os("MVCUSTOM_PARITY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity"));
-    let model = root.join("animatediff_pipeline_tiny");
-    assert!(
-        model.is_dir(),
-        "fixture model {} is missing",
-        model.display()
-    );
-    model
-}
-
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("mvcustom-cli-eval-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
-
-fn mvcustom<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the mvcustom binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
 
 /// The toy robot's folder, trained for two steps on the tiny model.
 fn trained_robot(dir: &Path) -> PathBuf {
@@ -218,21 +176,6 @@ fn eval_writes_the_ablation_table_and_a_complete_report() {
     for strip in strips {
         let image = image::open(out.join(strip.as_str().unwrap())).unwrap();
         assert_eq!((image.width(), image.height()), (SIZE * VIEWS as u32, SIZE));
-    }
-}
-
-/// Asserts a failed run: status `code` and one `error:` line naming every `culprit`.
-fn assert_fails(args: &[&str], code: i32, culprits: &[&str]) {
-    let output = mvcustom(args);
-    let err = stderr(&output);
-    assert_eq!(output.status.code(), Some(code), "{args:?}: {err}");
-    let first = err.lines().next().unwrap_or_default();
-    assert!(first.starts_with("error: "), "{first}");
-    for culprit in culprits {
-        assert!(
-            first.contains(culprit),
-            "{culprit:?} not named in {first:?}"
-        );
     }
 }
 

@@ -6,66 +6,18 @@
 //! fail naming what is at fault.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bevy_mvcustom::cli::depth::encode_npy;
 use bevy_mvcustom::mvcustom::{DemoSubjectOptions, write_demo_subject};
 use bevy_mvcustom::world::{Clip, DemoSubject, RenderSettings, Split, TrajectorySampler};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mvcustom");
+mod common;
+use common::{assert_fails, json, mvcustom, path, scratch, stderr, tiny_model};
+
 const SIZE: u32 = 32;
 const TOKEN: &str = "<toy_robot>";
-
-fn tiny_model() -> PathBuf {
-    let root = std::env::var_os("MVCUSTOM_PARITY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity"));
-    let model = root.join("animatediff_pipeline_tiny");
-    assert!(
-        model.is_dir(),
-        "fixture model {} is missing",
-        model.display()
-    );
-    model
-}
-
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!(
-        "mvcustom-cli-subject-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
-
-fn mvcustom<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the mvcustom binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
 
 /// The toy robot's subject folder as `mvcustom demo-subject` writes it (four references
 /// around the subject), plus the cameras of four targets on a held-out evaluation scene of the
@@ -369,26 +321,6 @@ fn train_then_generate_views_of_the_subject() {
         .collect();
     present.sort();
     assert_eq!(present, listed);
-}
-
-/// Asserts a failed run: status `code`, one `error:` line naming every `culprit`, no panic.
-fn assert_fails<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
-    args: &[S],
-    code: i32,
-    culprits: &[&str],
-) {
-    let output = mvcustom(args);
-    let err = stderr(&output);
-    assert_eq!(output.status.code(), Some(code), "{args:?}: {err}");
-    let first = err.lines().next().unwrap_or_default();
-    assert!(first.starts_with("error: "), "{first}");
-    for culprit in culprits {
-        assert!(
-            first.contains(culprit),
-            "{culprit:?} not named in {first:?}"
-        );
-    }
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

@@ -4,7 +4,6 @@
 //! deterministic for a seed, act where and when they should, and pull views that see the
 //! anchor's geometry towards the anchor's content.
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use bevy_mvcustom::camera::{ImageSize, Intrinsics, PinholeCamera, look_at};
@@ -22,29 +21,18 @@ use bevy_mvcustom::render::{Backend, DepthMap, FeatureRenderer, RenderSettings};
 use candle_core::{Device, Tensor};
 use glam::Vec3;
 
+mod common;
+use common::tiny_model;
+
 const SIZE: u32 = 32;
 const VIEWS: usize = 4;
 const ANCHOR: usize = VIEWS / 2;
-
-fn model_dir() -> PathBuf {
-    let root = std::env::var_os("MVCUSTOM_PARITY_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity"),
-        PathBuf::from,
-    );
-    let dir = root.join("animatediff_pipeline_tiny");
-    assert!(
-        dir.is_dir(),
-        "fixture model {} is missing (set MVCUSTOM_PARITY_DIR)",
-        dir.display()
-    );
-    dir
-}
 
 fn pipeline() -> &'static MvPipeline {
     static PIPELINE: OnceLock<MvPipeline> = OnceLock::new();
     PIPELINE.get_or_init(|| {
         let components = DiffusionComponents::load(
-            &model_dir(),
+            &tiny_model(),
             WeightVariant::Full,
             &ComputeSettings::default(),
         )
@@ -607,7 +595,7 @@ fn the_pipeline_crosses_threads() {
 
 #[test]
 fn default_dfr_layers_of_an_sd15_layout_are_the_up_paths_16_and_32_levels() {
-    let dir = model_dir().join("../unet_sd15_layout/unet");
+    let dir = tiny_model().join("../unet_sd15_layout/unet");
     let unet = bevy_mvcustom::model::unet::UNet::load(
         &dir,
         None,

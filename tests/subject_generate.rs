@@ -6,7 +6,7 @@
 //! weights that do not fit the model are rejected naming the file and the tensor.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use bevy_mvcustom::camera::{ImageSize, Intrinsics, PinholeCamera, look_at};
@@ -23,25 +23,18 @@ use bevy_mvcustom::render::{Backend, DepthMap, FeatureRenderer, RenderSettings};
 use candle_core::{DType, Device, Tensor};
 use glam::Vec3;
 
+mod common;
+use common::{scratch, tiny_model};
+
 const SIZE: u32 = 32;
 const VIEWS: usize = 4;
 const TOKEN: &str = "<toy>";
-
-fn model_dir() -> PathBuf {
-    let root = std::env::var_os("MVCUSTOM_PARITY_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity"),
-        PathBuf::from,
-    );
-    let dir = root.join("animatediff_pipeline_tiny");
-    assert!(dir.is_dir(), "fixture model {} is missing", dir.display());
-    dir
-}
 
 fn pipeline() -> &'static MvPipeline {
     static PIPELINE: OnceLock<MvPipeline> = OnceLock::new();
     PIPELINE.get_or_init(|| {
         let components = DiffusionComponents::load(
-            &model_dir(),
+            &tiny_model(),
             WeightVariant::Full,
             &ComputeSettings::default(),
         )
@@ -67,24 +60,6 @@ fn camera(azimuth: f32, distance: f32) -> PinholeCamera {
         ImageSize::new(SIZE, SIZE).unwrap(),
     )
     .unwrap()
-}
-
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!(
-        "mvcustom-subject-generate-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
 }
 
 /// Three views of a coloured box (with masks) around the origin, as a subject whose weights

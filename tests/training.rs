@@ -2,7 +2,6 @@
 //! fixture configuration, initialised from scratch, overfits one batch under AdamW, and its
 //! checkpoint round-trips.
 
-use std::path::PathBuf;
 
 use bevy_mvcustom::diffusion::SchedulerConfig;
 use bevy_mvcustom::diffusion::scheduler::NoiseSchedule;
@@ -15,14 +14,11 @@ use bevy_mvcustom::train::{
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
-fn fixture(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/parity")
-        .join(path)
-}
+mod common;
+use common::parity_dir;
 
 fn tiny_unet(varmap: &VarMap) -> UNet {
-    let path = fixture("unet_tiny/unet/config.json");
+    let path = parity_dir().join("unet_tiny/unet/config.json");
     let text = std::fs::read_to_string(&path).expect("fixture config");
     let config: UNetConfig = serde_json::from_str(&text).expect("config parses");
     let layout = config.layout(&path).expect("supported config");
@@ -36,9 +32,9 @@ fn a_unet_trained_from_scratch_overfits_one_batch() {
     let unet = tiny_unet(&varmap);
     initialise_for_training(&varmap, 0).unwrap();
     let schedule = NoiseSchedule::new(
-        SchedulerConfig::from_file(&fixture(
-            "scheduler_ddim_25/scheduler/scheduler_config.json",
-        ))
+        SchedulerConfig::from_file(
+            &parity_dir().join("scheduler_ddim_25/scheduler/scheduler_config.json"),
+        )
         .unwrap()
         .common(),
     );

@@ -14,16 +14,11 @@ use bevy_mvcustom::model::{ComputeSettings, ModelError, WeightVariant};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
-fn fixtures() -> PathBuf {
-    std::env::var_os("MVCUSTOM_PARITY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity")
-        })
-}
+mod common;
+use common::parity_dir;
 
 fn io(case: &str) -> HashMap<String, Tensor> {
-    let path = fixtures().join(case).join("io.safetensors");
+    let path = parity_dir().join(case).join("io.safetensors");
     candle_core::safetensors::load(&path, &Device::Cpu)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -38,7 +33,7 @@ fn load(unet: &Path, adapter: Option<&Path>) -> Result<UNet, ModelError> {
 }
 
 fn motion_unet() -> UNet {
-    let case = fixtures().join("motion_unet_tiny");
+    let case = parity_dir().join("motion_unet_tiny");
     load(&case.join("unet"), Some(&case.join("motion_adapter"))).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -233,7 +228,7 @@ fn dense_motion_attention_on_the_whole_unet() {
     let dense = run(&unet, &io, None);
     assert!(max_diff(&temporal, &dense) > 1e-3);
     // The motion modules matter: the same UNet without them differs.
-    let case = fixtures().join("motion_unet_tiny");
+    let case = parity_dir().join("motion_unet_tiny");
     let plain = load(&case.join("unet"), None).unwrap_or_else(|e| panic!("{e}"));
     let frames = io["sample"]
         .permute((0, 2, 1, 3, 4))
@@ -297,7 +292,7 @@ impl Drop for Scratch {
 
 #[test]
 fn a_missing_tensor_is_named_with_its_file() {
-    let unet = Scratch::copy_of(&fixtures().join("unet_tiny/unet"));
+    let unet = Scratch::copy_of(&parity_dir().join("unet_tiny/unet"));
     let mut tensors = candle_core::safetensors::load(unet.weights(), &Device::Cpu)
         .unwrap_or_else(|e| panic!("{e}"));
     let gone = "mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight";
@@ -315,7 +310,7 @@ fn a_missing_tensor_is_named_with_its_file() {
 #[test]
 fn an_adapter_with_other_channels_is_a_shape_mismatch() {
     // An adapter for a UNet of 48 / 96 channels, random weights, saved in the diffusers layout.
-    let case = fixtures().join("motion_unet_tiny");
+    let case = parity_dir().join("motion_unet_tiny");
     let adapter = Scratch::copy_of(&case.join("motion_adapter"));
     let other_unet: UNetConfig = serde_json::from_str(
         r#"{"block_out_channels": [48, 96], "norm_num_groups": 8, "cross_attention_dim": 32,
@@ -365,7 +360,7 @@ fn an_adapter_with_other_channels_is_a_shape_mismatch() {
 
 #[test]
 fn an_unsupported_config_value_is_named_with_its_file() {
-    let unet = Scratch::copy_of(&fixtures().join("unet_tiny/unet"));
+    let unet = Scratch::copy_of(&parity_dir().join("unet_tiny/unet"));
     unet.edit_config(|c| c["resnet_time_scale_shift"] = "scale_shift".into());
     match load(&unet.0, None) {
         Err(ModelError::UnsupportedConfig { path, field, value }) => {
@@ -375,7 +370,7 @@ fn an_unsupported_config_value_is_named_with_its_file() {
         }
         other => panic!("expected UnsupportedConfig, got {other:?}"),
     }
-    let case = fixtures().join("motion_unet_tiny");
+    let case = parity_dir().join("motion_unet_tiny");
     let adapter = Scratch::copy_of(&case.join("motion_adapter"));
     adapter.edit_config(|c| c["motion_layers_per_block"] = 3.into());
     match load(&case.join("unet"), Some(&adapter.0)) {
@@ -450,7 +445,7 @@ fn wrong_inputs_are_typed_errors() {
 
 #[test]
 fn sizes_that_do_not_halve_evenly_come_back_unchanged() {
-    let unet = load(&fixtures().join("unet_tiny/unet"), None).unwrap_or_else(|e| panic!("{e}"));
+    let unet = load(&parity_dir().join("unet_tiny/unet"), None).unwrap_or_else(|e| panic!("{e}"));
     let io = io("unet_tiny");
     let sample =
         Tensor::randn(0f32, 1.0, (2, 4, 15, 13), &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
