@@ -150,14 +150,6 @@ impl Scheduler for DdimScheduler {
         &self.timesteps
     }
 
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&mut self, sample: &Tensor, _timestep: f64) -> Result<Tensor> {
-        ops::to_f32(sample)
-    }
-
     fn step(
         &mut self,
         model_output: &Tensor,

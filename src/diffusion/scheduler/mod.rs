@@ -68,12 +68,18 @@ pub trait Scheduler: Send {
     /// The inference timesteps, noisiest first (all training steps before `set_timesteps`).
     fn timesteps(&self) -> &[f64];
 
-    /// The standard deviation of the initial noise: unit noise is multiplied by it.
-    fn init_noise_sigma(&self) -> f64;
+    /// The standard deviation of the initial noise: unit noise is multiplied by it (1 for
+    /// the variance-preserving DDIM and DPM-Solver++).
+    fn init_noise_sigma(&self) -> f64 {
+        1.0
+    }
 
-    /// The network input for `sample` at `timestep` (Euler divides by √(σ² + 1); the others
-    /// return the sample). May start the scheduler's step counter, as in diffusers.
-    fn scale_model_input(&mut self, sample: &Tensor, timestep: f64) -> Result<Tensor>;
+    /// The network input for `sample` at `timestep` (Euler divides by √(σ² + 1); DDIM and
+    /// DPM-Solver++ return the sample, in f32). May start the scheduler's step counter, as in
+    /// diffusers.
+    fn scale_model_input(&mut self, sample: &Tensor, _timestep: f64) -> Result<Tensor> {
+        ops::to_f32(sample)
+    }
 
     /// One denoising step from `sample` at `timestep` given the network's (guided)
     /// `model_output`; advances the step counter and multistep history.
