@@ -320,11 +320,22 @@ fn bench_reports_every_stage_of_the_tiny_model() {
             "reference_features",
             "generate",
             "rendered_features",
+            "dfr_rasterise",
             "denoising",
+            "dfr_resolve",
+            "clc",
             "decoding"
         ]
     );
     assert_eq!(report["settings"]["subject"], "synthetic");
+    // DFR and CLC are on by default, so they run on a synthetic anchor depth.
+    assert!(
+        report["settings"]["anchor_depth"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("synthetic")),
+        "{}",
+        report["settings"]
+    );
     for stage in config["stages"].as_array().unwrap() {
         if cfg!(target_os = "linux") {
             assert!(stage["peak_memory_bytes"].is_u64(), "{stage}");

@@ -3,8 +3,10 @@
 //! generation broken into the pipeline's own stages (the subject's rendered features, denoising
 //! for N steps, decoding, and whatever stages the techniques add) — for a model folder and/or
 //! the SD-1.5 configuration with random weights. The subject is a trained one (`--subject`) or
-//! a synthetic one with freshly initialised weights (same cost). Medians over `--repeat` runs;
-//! a table on stdout and, with `--json`, a JSON file.
+//! a synthetic one with freshly initialised weights (same cost). With DFR or CLC on, the anchor
+//! view's depth is a synthetic plane through the orbit's centre, so both techniques run and are
+//! timed (their cost does not depend on the depth values). Medians over `--repeat` runs; a table
+//! on stdout and, with `--json`, a JSON file.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ use crate::mvcustom::{
     DiffusionComponents, GenerationEvent, GenerationRequest, MvError, MvPipeline, Stage, Subject,
     SubjectWeights, SubjectWeightsInfo, Techniques,
 };
+use crate::render::DepthMap;
 
 /// The prompt benchmarks encode and generate.
 const DEFAULT_PROMPT: &str = "a photo of a teddy bear sitting on a beach";
@@ -152,6 +155,8 @@ pub struct BenchSettings {
     pub techniques: Techniques,
     /// The subject generated with: a definition file, `synthetic` or none.
     pub subject: Option<String>,
+    /// The anchor depth DFR and CLC ran with (none when both are off).
+    pub anchor_depth: Option<&'static str>,
 }
 
 /// The JSON written by `--json`.
@@ -341,6 +346,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 (None, 0) => None,
                 (None, _) => Some("synthetic".into()),
             },
+            anchor_depth: needs_anchor_depth(&args.techniques.techniques())
+                .then_some(SYNTHETIC_DEPTH),
         },
         peak_memory_scope: if reset_peak() { "stage" } else { "process" },
         configs,
@@ -467,6 +474,17 @@ fn bench_subject(
 }
 
 /// Times the stages of one model `args.repeat` times, after its setup stage in `log`.
+/// Distance of the benchmark's orbit cameras from the orbit's centre.
+const ORBIT_RADIUS: f32 = 2.5;
+
+/// What the benchmark's anchor depth is, as reported.
+const SYNTHETIC_DEPTH: &str = "synthetic: a plane through the orbit's centre";
+
+/// Whether `techniques` use the anchor view's depth (DFR and CLC do).
+fn needs_anchor_depth(techniques: &Techniques) -> bool {
+    techniques.dfr.is_some() || techniques.clc.is_some()
+}
+
 fn bench_model(
     args: &BenchArgs,
     name: &str,
@@ -495,7 +513,7 @@ fn bench_model(
     let cameras = CameraSource::Orbit(OrbitSpec {
         views: views as u32,
         elevation_deg: 15.0,
-        radius: 2.5,
+        radius: ORBIT_RADIUS,
     })
     .rig(&rig, side, side)?
     .cameras;
@@ -515,7 +533,10 @@ fn bench_model(
         guidance_scale: args.guidance,
         seed: args.seed,
         techniques: techniques.clone(),
-        anchor_depth: None,
+        anchor_depth: needs_anchor_depth(&techniques)
+            .then(|| DepthMap::new(side, side, vec![ORBIT_RADIUS; (side * side) as usize]))
+            .transpose()
+            .map_err(|e| CliError::argument("--latent", format!("anchor depth: {e}")))?,
         preview_every: None,
         composition: None,
     };
