@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use bevy_mvcustom::camera::PinholeCamera;
+use bevy_mvcustom::model::depth::{DepthAnything, DepthAnythingArchitecture};
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
 use serde_json::Value;
 
 mod common;
@@ -261,6 +264,91 @@ fn inspect_reports_the_readable_components_and_names_the_broken_one() {
         "{err}"
     );
     std::fs::remove_dir_all(broken).unwrap();
+}
+
+/// A Depth-Anything-V2 folder with a tiny architecture and random weights (the estimate means
+/// nothing; what is checked is that it reaches DFR).
+fn tiny_depth_model(dir: &Path) {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let arch = DepthAnythingArchitecture {
+        depth: 4,
+        embed_dim: 16,
+        num_heads: 2,
+        out_channels: [4, 8, 8, 16],
+        features: 8,
+        layer_ids: [0, 1, 2, 3],
+    };
+    DepthAnything::new(vb, &arch, 28).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    varmap.save(dir.join("depth.safetensors")).unwrap();
+    let config = r#"{"architecture": {"depth": 4, "embed_dim": 16, "num_heads": 2,
+        "out_channels": [4, 8, 8, 16], "features": 8, "layer_ids": [0, 1, 2, 3]},
+        "weights": ["depth.safetensors"], "input_size": 28}"#;
+    std::fs::write(dir.join("config.json"), config).unwrap();
+}
+
+#[test]
+fn a_depth_model_estimates_the_anchor_depth_that_dfr_uses() {
+    let dir = scratch("depth-model");
+    let depth_model = dir.join("depth");
+    tiny_depth_model(&depth_model);
+    let out = dir.join("views");
+    let report = generate(
+        &out,
+        &["--orbit", "3,10,2.5", "--depth-model", path(&depth_model)],
+    );
+    assert_eq!(report["settings"]["depth_model"], path(&depth_model));
+    assert!(
+        report["settings"]["anchor_depth"].is_null(),
+        "no file given"
+    );
+    let stages: Vec<&str> = report["timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["stage"].as_str().unwrap())
+        .collect();
+    for stage in ["anchor_depth", "dfr_rasterise"] {
+        assert!(stages.contains(&stage), "{stage} missing from {stages:?}");
+    }
+    assert!(
+        report["notices"].as_array().unwrap().is_empty(),
+        "{}",
+        report["notices"]
+    );
+    // The estimated depth is written like a supplied one.
+    assert!(out.join("anchor_depth.npy").is_file());
+    assert!(!report["anchor_depth"].is_null());
+
+    // A folder that is not a depth model is named; a depth file and a model conflict.
+    let model = tiny_model();
+    let missing = dir.join("no-such-depth-model");
+    let base = [
+        "generate",
+        "--model",
+        path(&model),
+        "--prompt",
+        "p",
+        "--orbit",
+        "2,10,2.5",
+        "--out",
+        path(&out),
+        "-q",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    assert_fails(
+        &with(&["--depth-model", path(&missing)]),
+        1,
+        &["no-such-depth-model"],
+    );
+    assert_fails(
+        &with(&["--depth-model", path(&depth_model), "--depth", "d.npy"]),
+        2,
+        &["--depth"],
+    );
 }
 
 #[test]

@@ -76,7 +76,7 @@ fn the_trained_autoencoder_reconstructs_held_out_views() {
 }
 
 #[test]
-fn the_trained_denoiser_predicts_noise_better_than_chance_on_held_out_clips() {
+fn the_trained_denoiser_predicts_its_target_better_than_chance_on_held_out_clips() {
     let pipeline = pipeline();
     let components = pipeline.components();
     let batch = eval_clips(2).batch(0).unwrap();
@@ -111,9 +111,9 @@ fn the_trained_denoiser_predicts_noise_better_than_chance_on_held_out_clips() {
     .unwrap()
     .to_scalar::<f32>()
     .unwrap();
-    // Predicting zero noise scores 1 (unit-variance noise); an untrained network about that or
-    // worse.
-    assert!(loss < 0.8, "ε-prediction MSE {loss}");
+    // Predicting zero scores about 1 (the target — ε, or v = √ᾱ·ε − √(1−ᾱ)·x₀ — has about unit
+    // variance for unit-scale latents); an untrained network about that or worse.
+    assert!(loss < 0.8, "{prediction:?}-prediction MSE {loss}");
 }
 
 #[test]

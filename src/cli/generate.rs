@@ -4,6 +4,7 @@
 //! `report.json` of settings, outputs, timings and peak memory.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
@@ -22,6 +23,7 @@ use super::resolve_model;
 use super::technique_outputs::{write_depth, write_png, write_technique_masks};
 use crate::camera::PinholeCamera;
 use crate::diffusion::CancelToken;
+use crate::model::depth::DepthAnything;
 use crate::mvcustom::{
     GenerationRequest, LoadedSubject, MvError, MvPipeline, StageTiming, Subject, SubjectWeights,
 };
@@ -76,13 +78,18 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "FILE")]
     pub subject: Option<PathBuf>,
     /// The anchor view's z-depth in world units, for DFR: a .npy float array [H, W] or a
-    /// 16-bit grayscale .png (see --depth-scale). Without it DFR estimates depth.
+    /// 16-bit grayscale .png (see --depth-scale). Without it --depth-model estimates the depth;
+    /// with neither, DFR and CLC are skipped with a notice.
     #[arg(long, value_name = "FILE", conflicts_with = "no_dfr")]
     pub depth: Option<PathBuf>,
     /// Divisor turning 16-bit PNG depth values into world units [default: 1000, i.e.
     /// millimetres].
     #[arg(long, value_name = "UNITS", requires = "depth")]
     pub depth_scale: Option<f32>,
+    /// A Depth-Anything-V2 folder (config.json naming its safetensors files) that estimates
+    /// the anchor view's depth for DFR and CLC when no --depth is given.
+    #[arg(long, value_name = "DIR", conflicts_with = "depth")]
+    pub depth_model: Option<PathBuf>,
     /// Device and precision.
     #[command(flatten)]
     pub compute: ComputeArgs,
@@ -117,13 +124,21 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         .transpose()?;
     let subject = args.subject.as_deref().map(read_subject).transpose()?;
     let settings = args.compute.settings()?;
+    let estimator = args
+        .depth_model
+        .as_deref()
+        .map(|dir| DepthAnything::load(dir, &settings))
+        .transpose()?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| CliError::file(&args.out, format!("cannot create output folder: {e}")))?;
 
     let mut progress = Progress::new(args.quiet);
     progress.note(&format!("loading {}…", model.display()));
     let loading = Instant::now();
-    let pipeline = MvPipeline::load(&model, &settings)?;
+    let mut pipeline = MvPipeline::load(&model, &settings)?;
+    if let Some(estimator) = estimator {
+        pipeline = pipeline.with_depth_estimator(Arc::new(estimator));
+    }
     let mut timings = vec![StageTiming {
         stage: "loading".into(),
         seconds: loading.elapsed().as_secs_f64(),
@@ -209,6 +224,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
                 height: d.height(),
                 png_scale: depth_scale,
             }),
+            depth_model: args.depth_model.clone(),
         },
         rig: rig.description,
         subject: subject_record,

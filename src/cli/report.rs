@@ -72,6 +72,8 @@ pub struct GenerateSettings {
     pub techniques: Techniques,
     /// The supplied anchor depth map, if any.
     pub anchor_depth: Option<DepthInfo>,
+    /// The depth-estimator folder that estimated the anchor depth when no file gave it.
+    pub depth_model: Option<PathBuf>,
 }
 
 /// The trained subject of a generation.
