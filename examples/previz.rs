@@ -78,7 +78,7 @@ impl Options {
             model: std::env::var_os("MVCUSTOM_MODEL").map(PathBuf::from),
             views: 4,
             size: 64,
-            steps: 6,
+            steps: 20,
             prompt: "a red cube on grass".into(),
             subject: None,
             compose: false,
@@ -341,8 +341,7 @@ fn spawn_rig(
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
 ) {
-    let mut shot =
-        MvCustomShot::new(options.prompt.clone()).with_negative_prompt("blurry, low quality");
+    let mut shot = MvCustomShot::new(options.prompt.clone());
     for demo in demo_subjects() {
         let subject: Handle<SubjectAsset> = asset_server.load(demo.asset_path);
         if options.subject.as_ref() == Some(&demo.name) {

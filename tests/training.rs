@@ -2,7 +2,6 @@
 //! fixture configuration, initialised from scratch, overfits one batch under AdamW, and its
 //! checkpoint round-trips.
 
-
 use bevy_mvcustom::diffusion::SchedulerConfig;
 use bevy_mvcustom::diffusion::scheduler::NoiseSchedule;
 use bevy_mvcustom::model::unet::UNet;
