@@ -1,36 +1,52 @@
 //! Sinusoidal positional encodings of points, camera centres and Plücker rays — the
-//! geometric inputs of FeatureNeRF's per-view MLP and view weights.
+//! geometric inputs of FeatureNeRF's per-view MLP and view weights. Computed on tensors in
+//! f32 whatever the networks' dtype: the highest octave multiplies coordinates by 2^15.
 
-/// Appends `sin(2^k · v)` for every value and octave `k < frequencies`, then the cosines
-/// likewise: `values.len() · 2 · frequencies` numbers.
-pub fn sinusoids_into(values: &[f32], frequencies: usize, out: &mut Vec<f32>) {
-    for trig in [f32::sin, f32::cos] {
-        for k in 0..frequencies {
-            let scale = (1u64 << k) as f32;
-            out.extend(values.iter().map(|v| trig(scale * v)));
-        }
-    }
+use candle_core::{D, DType, Result, Tensor};
+
+/// `[.., n]` → `[.., 2 · frequencies · n]`: `sin(2^k · v)` for every octave `k < frequencies`
+/// (octave-major, the values inner), then the cosines likewise.
+pub fn sinusoids(values: &Tensor, frequencies: usize) -> Result<Tensor> {
+    let values = values.to_dtype(DType::F32)?;
+    let mut dims = values.dims().to_vec();
+    let n = dims.pop().unwrap_or(1);
+    let scales: Vec<f32> = (0..frequencies).map(|k| (1u64 << k) as f32).collect();
+    let mut scale_shape = vec![1; dims.len()];
+    scale_shape.extend([frequencies, 1]);
+    let scales = Tensor::from_vec(scales, scale_shape, values.device())?;
+    let scaled = values.unsqueeze(D::Minus2)?.broadcast_mul(&scales)?;
+    let mut flat = dims;
+    flat.push(frequencies * n);
+    Tensor::cat(
+        &[
+            scaled.sin()?.reshape(flat.as_slice())?,
+            scaled.cos()?.reshape(flat.as_slice())?,
+        ],
+        D::Minus1,
+    )
 }
 
-/// Appends the sinusoids of `values` followed by the raw values: the encoding of a point.
-pub fn point_encoding_into(point: [f32; 3], frequencies: usize, out: &mut Vec<f32>) {
-    sinusoids_into(&point, frequencies, out);
-    out.extend_from_slice(&point);
+/// The encoding of points `[.., 3]`: their sinusoids followed by the raw coordinates,
+/// `[.., point_encoding_len]`.
+pub fn point_encoding(points: &Tensor, frequencies: usize) -> Result<Tensor> {
+    let points = points.to_dtype(DType::F32)?;
+    Tensor::cat(&[sinusoids(&points, frequencies)?, points], D::Minus1)
 }
 
-/// Length of [`point_encoding_into`]'s output.
+/// Length of [`point_encoding`]'s last dimension.
 pub const fn point_encoding_len(frequencies: usize) -> usize {
     3 * (2 * frequencies + 1)
 }
 
-/// Appends the sinusoids of a ray's six Plücker coordinates followed by its raw unit
-/// direction: the encoding of a target ray.
-pub fn ray_encoding_into(plucker: [f32; 6], frequencies: usize, out: &mut Vec<f32>) {
-    sinusoids_into(&plucker, frequencies, out);
-    out.extend_from_slice(&plucker[3..]);
+/// The encoding of rays given by their six Plücker coordinates `[.., 6]` (moment, then unit
+/// direction): the sinusoids of all six followed by the raw direction, `[.., ray_encoding_len]`.
+pub fn ray_encoding(plucker: &Tensor, frequencies: usize) -> Result<Tensor> {
+    let plucker = plucker.to_dtype(DType::F32)?;
+    let direction = plucker.narrow(D::Minus1, 3, 3)?;
+    Tensor::cat(&[sinusoids(&plucker, frequencies)?, direction], D::Minus1)
 }
 
-/// Length of [`ray_encoding_into`]'s output.
+/// Length of [`ray_encoding`]'s last dimension.
 pub const fn ray_encoding_len(frequencies: usize) -> usize {
     6 * 2 * frequencies + 3
 }
@@ -38,24 +54,32 @@ pub const fn ray_encoding_len(frequencies: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
 
     #[test]
     fn encodes_sines_then_cosines_per_octave() {
-        let mut out = Vec::new();
-        sinusoids_into(&[0.5, -1.0], 2, &mut out);
-        let expected = [
-            0.5f32.sin(),
-            (-1.0f32).sin(),
-            1.0f32.sin(),
-            (-2.0f32).sin(),
-            0.5f32.cos(),
-            (-1.0f32).cos(),
-            1.0f32.cos(),
-            (-2.0f32).cos(),
-        ];
-        assert_eq!(out.len(), expected.len());
-        for (a, b) in out.iter().zip(expected) {
-            assert!((a - b).abs() < 1e-6, "{out:?}");
+        let x = Tensor::new(&[[0.5f32, -1.0], [2.0, 0.25]], &Device::Cpu).unwrap();
+        let out = sinusoids(&x, 2).unwrap();
+        assert_eq!(out.dims(), &[2, 8]);
+        let expected = |a: f32, b: f32| {
+            [
+                a.sin(),
+                b.sin(),
+                (2.0 * a).sin(),
+                (2.0 * b).sin(),
+                a.cos(),
+                b.cos(),
+                (2.0 * a).cos(),
+                (2.0 * b).cos(),
+            ]
+        };
+        let want: Vec<f32> = [expected(0.5, -1.0), expected(2.0, 0.25)].concat();
+        for (a, b) in values(&out).iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{out}");
         }
     }
 
@@ -63,11 +87,32 @@ mod tests {
     fn method_dimensions_add_up_to_198() {
         // Point PE with 16 octaves + raw point, ray Plücker PE with 8 octaves + raw direction.
         assert_eq!(point_encoding_len(16) + ray_encoding_len(8), 198);
-        let mut out = Vec::new();
-        point_encoding_into([1.0, 2.0, 3.0], 16, &mut out);
-        ray_encoding_into([0.0, 0.0, 0.0, 0.0, 0.0, 1.0], 8, &mut out);
-        assert_eq!(out.len(), 198);
-        assert_eq!(&out[96..99], &[1.0, 2.0, 3.0]);
-        assert_eq!(&out[195..], &[0.0, 0.0, 1.0]);
+        let point = Tensor::new(&[[1.0f32, 2.0, 3.0]], &Device::Cpu).unwrap();
+        let ray = Tensor::new(&[[0.1f32, 0.2, 0.3, 0.0, 0.0, 1.0]], &Device::Cpu).unwrap();
+        let p = values(&point_encoding(&point, 16).unwrap());
+        let r = values(&ray_encoding(&ray, 8).unwrap());
+        assert_eq!((p.len(), r.len()), (99, 99));
+        assert_eq!(&p[96..], &[1.0, 2.0, 3.0]);
+        assert_eq!(&r[96..], &[0.0, 0.0, 1.0]);
+        // The highest octave of the point's z: sin(2^15 · 3) in f32.
+        assert!((p[15 * 3 + 2] - (32768.0f32 * 3.0).sin()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn encodings_are_f32_whatever_the_input_dtype() {
+        let point = Tensor::new(&[[0.3f32, -0.7, 0.9]], &Device::Cpu)
+            .unwrap()
+            .to_dtype(DType::F16)
+            .unwrap();
+        assert_eq!(point_encoding(&point, 4).unwrap().dtype(), DType::F32);
+        assert_eq!(
+            ray_encoding(
+                &Tensor::zeros((2, 6), DType::BF16, &Device::Cpu).unwrap(),
+                4
+            )
+            .unwrap()
+            .dims(),
+            &[2, ray_encoding_len(4)]
+        );
     }
 }

@@ -4,7 +4,9 @@
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder};
 
+use super::encoding::{point_encoding_len, ray_encoding_len};
 use super::geometry::{SampleGeometry, SamplingConfig};
+use super::prepared::PreparedGeometry;
 
 /// The block's own text cross-attention, applied to the field's samples so that the field
 /// depends on the prompt. Implemented by the transformer block that carries the field.
@@ -86,62 +88,49 @@ impl FeatureNerf {
         geometry: &SampleGeometry,
         text: &dyn TextConditioning,
     ) -> Result<FieldOutput> {
-        let fused = self.fuse_views(reference, geometry)?;
-        self.render_fused(&fused, geometry, text)
+        let prepared = PreparedGeometry::new(
+            geometry,
+            &self.sampling,
+            reference.device(),
+            reference.dtype(),
+        )?;
+        let fused = self.fuse_views(reference, &prepared)?;
+        self.render_fused(&fused, &prepared, text)
     }
 
     /// The prompt-independent part of [`FeatureNerf::render`]: every sample's feature fused
     /// across the reference views, `[rays·samples, C]`. Computed once, it serves every prompt
     /// through [`FeatureNerf::render_fused`].
-    pub fn fuse_views(&self, reference: &Tensor, geometry: &SampleGeometry) -> Result<Tensor> {
+    pub fn fuse_views(&self, reference: &Tensor, geometry: &PreparedGeometry) -> Result<Tensor> {
         let (views, cells, channels) = reference.dims3()?;
-        if views != geometry.views || channels != self.channels {
+        if views != geometry.views || cells != geometry.cells || channels != self.channels {
             candle_core::bail!(
-                "reference features {:?} do not match {} views of {} channels",
+                "reference features {:?} do not match {} views of {} cells and {} channels",
                 reference.dims(),
                 geometry.views,
+                geometry.cells,
                 self.channels
             );
         }
-        let device = reference.device();
-        let dtype = reference.dtype();
         let (rays, k) = (geometry.rays, geometry.samples);
         let n = rays * k;
-        let tensor = |data: &[f32], shape: &[usize]| -> Result<Tensor> {
-            Tensor::from_slice(data, shape, device)?.to_dtype(dtype)
-        };
 
-        // Bilinear taps into every reference map (a zero row answers taps outside it).
-        let table = Tensor::cat(
-            &[
-                reference,
-                &Tensor::zeros((views, 1, channels), dtype, device)?,
-            ],
-            1,
-        )?
-        .reshape((views * (cells + 1), channels))?;
-        let index = Tensor::from_slice(&geometry.tap_index, views * n * 4, device)?;
-        let taps = table
-            .index_select(&index, 0)?
-            .reshape((views, n, 4, channels))?;
-        let tap_weight = tensor(&geometry.tap_weight, &[views, n, 4, 1])?;
-        let sampled = taps.broadcast_mul(&tap_weight)?.sum(2)?; // [V, N, C]
+        // Bilinear taps into every reference map, as one batched matmul.
+        let sampled = geometry.interpolation.matmul(reference)?; // [V, N, C]
 
         // Per-view MLP on [feature, point PE (reference frame), ray PE (reference frame)].
-        let pe_point = geometry.point_in_reference.len() / (views * n).max(1);
-        let pe_ray = self.sampling.view_input_len() - pe_point;
+        let pe_point = point_encoding_len(self.sampling.point_frequencies);
+        let pe_ray = ray_encoding_len(self.sampling.ray_frequencies);
         let w1 = self.view_mlp_in.weight();
-        let point_ref = tensor(&geometry.point_in_reference, &[views, n, pe_point])?;
-        let ray_ref = tensor(&geometry.ray_in_reference, &[views, rays, 1, pe_ray])?;
         let ray_term = apply_weight(
-            &ray_ref,
+            &geometry.ray_in_reference,
             &weight_columns(&self.view_mlp_in, channels + pe_point, pe_ray)?,
         )?
         .broadcast_as((views, rays, k, channels))?
         .reshape((views, n, channels))?;
         let mut hidden = (apply_weight(&sampled, &w1.narrow(1, 0, channels)?)?
             + apply_weight(
-                &point_ref,
+                &geometry.point_in_reference,
                 &weight_columns(&self.view_mlp_in, channels, pe_point)?,
             )?)?
         .add(&ray_term)?;
@@ -151,25 +140,23 @@ impl FeatureNerf {
         let per_view = self.view_mlp_out.forward(&candle_nn::ops::silu(&hidden)?)?; // [V, N, C]
 
         // View weights from [feature, point PE (target frame), reference centre PE (target frame)].
-        let point_tgt = tensor(&geometry.point_in_target, &[1, n, pe_point])?;
-        let centre_tgt = tensor(&geometry.reference_center_in_target, &[views, 1, pe_point])?;
         let mut logits = apply_weight(&per_view, &weight_columns(&self.view_weight, 0, channels)?)?
             .broadcast_add(&apply_weight(
-                &point_tgt,
+                &geometry.point_in_target,
                 &weight_columns(&self.view_weight, channels, pe_point)?,
             )?)?
             .broadcast_add(&apply_weight(
-                &centre_tgt,
+                &geometry.reference_center_in_target,
                 &weight_columns(&self.view_weight, channels + pe_point, pe_point)?,
             )?)?;
         if let Some(bias) = self.view_weight.bias() {
             logits = logits.broadcast_add(bias)?;
         }
-        let valid = tensor(&geometry.valid, &[views, n, 1])?;
+        let valid = &geometry.valid;
         // Invalid views get −1e4 before the softmax and weight 0 after it, so a sample no
         // reference sees carries no feature.
-        let masked = (logits + ((&valid - 1.0)? * 1e4)?)?;
-        let weights = candle_nn::ops::softmax(&masked, 0)?.mul(&valid)?;
+        let masked = (logits + ((valid - 1.0)? * 1e4)?)?;
+        let weights = candle_nn::ops::softmax(&masked, 0)?.mul(valid)?;
         per_view.broadcast_mul(&weights)?.sum(0) // [N, C]
     }
 
@@ -178,7 +165,7 @@ impl FeatureNerf {
     pub fn render_fused(
         &self,
         fused: &Tensor,
-        geometry: &SampleGeometry,
+        geometry: &PreparedGeometry,
         text: &dyn TextConditioning,
     ) -> Result<FieldOutput> {
         let (rays, k, channels) = (geometry.rays, geometry.samples, self.channels);
@@ -200,9 +187,7 @@ impl FeatureNerf {
             .narrow(1, 3, 1)?
             .clamp(DENSITY_LOGIT_RANGE.0, DENSITY_LOGIT_RANGE.1)?
             .exp()?;
-        let deltas = Tensor::from_slice(&geometry.deltas, (n, 1), fused.device())?
-            .to_dtype(fused.dtype())?;
-        let weights = render_weights(&(density * deltas)?.reshape((rays, k))?)?; // [R, K]
+        let weights = render_weights(&(density * &geometry.deltas)?.reshape((rays, k))?)?; // [R, K]
         let w = weights.unsqueeze(2)?;
         Ok(FieldOutput {
             features: conditioned

@@ -1,14 +1,13 @@
 //! The fixed geometry of one FeatureNeRF evaluation: rays through the target feature pixels,
 //! stratified samples along them, where each sample lands in every reference feature map
-//! (bilinear taps), and the positional encodings the networks take. All of it depends only
-//! on cameras, so it is computed once per (target pose, reference set) on the CPU.
+//! (bilinear taps), and the coordinates the networks' positional encodings take. All of it
+//! depends only on cameras, so it is computed once per (target pose, reference set) on the
+//! CPU; the encodings themselves are computed on tensors by the field.
 
 use glam::Vec3;
 use rand::Rng;
 
-use super::encoding::{
-    point_encoding_into, point_encoding_len, ray_encoding_into, ray_encoding_len,
-};
+use super::encoding::{point_encoding_len, ray_encoding_len};
 use crate::camera::{PinholeCamera, Ray};
 
 /// Sampling settings of the field (defaults from method.md).
@@ -70,22 +69,23 @@ pub struct SampleGeometry {
     pub rays: usize,
     /// Samples per ray.
     pub samples: usize,
-    /// `[views, rays·samples, 4]` row indices into a per-view table of `h·w + 1` feature rows
-    /// (the last row is all zero, for taps outside the map), already offset by
-    /// `view · (h·w + 1)`.
+    /// Cells `h·w` of each reference feature map.
+    pub cells: usize,
+    /// `[views, rays·samples, 4]` the reference map cell of each bilinear tap, row-major;
+    /// `cells` for a tap outside the map.
     pub tap_index: Vec<u32>,
     /// `[views, rays·samples, 4]` bilinear weights of the taps.
     pub tap_weight: Vec<f32>,
     /// `[views, rays·samples]`: 1 where the sample projects inside the reference image and in
     /// front of its camera.
     pub valid: Vec<f32>,
-    /// `[views, rays·samples, point_encoding_len]`: the sample in each reference frame.
+    /// `[views, rays·samples, 3]`: the sample in each reference camera's frame.
     pub point_in_reference: Vec<f32>,
-    /// `[views, rays, ray_encoding_len]`: the target ray in each reference frame.
+    /// `[views, rays, 6]`: the target ray's Plücker coordinates in each reference frame.
     pub ray_in_reference: Vec<f32>,
-    /// `[rays·samples, point_encoding_len]`: the sample in the target frame.
+    /// `[rays·samples, 3]`: the sample in the target camera's frame.
     pub point_in_target: Vec<f32>,
-    /// `[views, point_encoding_len]`: each reference camera centre in the target frame.
+    /// `[views, 3]`: each reference camera centre in the target frame.
     pub reference_center_in_target: Vec<f32>,
     /// `[rays·samples]`: the length of each sample's bin, for volume rendering.
     pub deltas: Vec<f32>,
@@ -117,10 +117,8 @@ pub fn sample_geometry(
     let views = references.cameras.len();
     let k = config.samples;
     let samples_total = rays * k;
-    let pe_point = point_encoding_len(config.point_frequencies);
-    let pe_ray = ray_encoding_len(config.ray_frequencies);
-    let table_rows = (references.width * references.height) as usize + 1;
-    let zero_row = (table_rows - 1) as u32;
+    let cells = (references.width * references.height) as usize;
+    let outside = cells as u32;
     let bin = (config.far - config.near) / k as f32;
 
     // Sample positions along each target ray.
@@ -156,25 +154,21 @@ pub fn sample_geometry(
         views,
         rays,
         samples: k,
+        cells,
         tap_index: Vec::with_capacity(views * samples_total * 4),
         tap_weight: Vec::with_capacity(views * samples_total * 4),
         valid: Vec::with_capacity(views * samples_total),
-        point_in_reference: Vec::with_capacity(views * samples_total * pe_point),
-        ray_in_reference: Vec::with_capacity(views * rays * pe_ray),
-        point_in_target: Vec::with_capacity(samples_total * pe_point),
-        reference_center_in_target: Vec::with_capacity(views * pe_point),
+        point_in_reference: Vec::with_capacity(views * samples_total * 3),
+        ray_in_reference: Vec::with_capacity(views * rays * 6),
+        point_in_target: Vec::with_capacity(samples_total * 3),
+        reference_center_in_target: Vec::with_capacity(views * 3),
         deltas,
     };
     let (w, h) = (references.width, references.height);
-    for (v, camera) in references.cameras.iter().enumerate() {
-        let offset = (v * table_rows) as u32;
+    for camera in references.cameras {
         for p in &points {
             let local = camera.extrinsics().world_to_camera(*p);
-            point_encoding_into(
-                local.to_array(),
-                config.point_frequencies,
-                &mut geometry.point_in_reference,
-            );
+            geometry.point_in_reference.extend(local.to_array());
             let projected = camera.project_to_grid(*p, w, h);
             let inside = projected.is_some_and(|q| {
                 q.pixel.x >= 0.0 && q.pixel.y >= 0.0 && q.pixel.x < w as f32 && q.pixel.y < h as f32
@@ -196,39 +190,31 @@ pub fn sample_geometry(
                         let row = if xi >= 0 && yi >= 0 && xi < w as i64 && yi < h as i64 {
                             (yi as u32) * w + xi as u32
                         } else {
-                            zero_row
+                            outside
                         };
-                        geometry.tap_index.push(offset + row);
+                        geometry.tap_index.push(row);
                         geometry.tap_weight.push(weight);
                     }
                 }
                 None => {
-                    geometry.tap_index.extend([offset + zero_row; 4]);
+                    geometry.tap_index.extend([outside; 4]);
                     geometry.tap_weight.extend([0.0; 4]);
                 }
             }
         }
         for ray in &ray_list {
-            ray_encoding_into(
-                ray.in_camera_frame(camera.extrinsics()).plucker(),
-                config.ray_frequencies,
-                &mut geometry.ray_in_reference,
-            );
+            geometry
+                .ray_in_reference
+                .extend(ray.in_camera_frame(camera.extrinsics()).plucker());
         }
         let centre = target.extrinsics().world_to_camera(camera.center());
-        point_encoding_into(
-            centre.to_array(),
-            config.point_frequencies,
-            &mut geometry.reference_center_in_target,
-        );
+        geometry
+            .reference_center_in_target
+            .extend(centre.to_array());
     }
     for p in &points {
         let local = target.extrinsics().world_to_camera(*p);
-        point_encoding_into(
-            local.to_array(),
-            config.point_frequencies,
-            &mut geometry.point_in_target,
-        );
+        geometry.point_in_target.extend(local.to_array());
     }
     geometry
 }

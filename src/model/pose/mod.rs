@@ -14,6 +14,7 @@ pub mod blocks;
 pub mod encoding;
 pub mod field;
 pub mod geometry;
+pub mod prepared;
 pub mod reference;
 pub mod render;
 #[cfg(test)]
@@ -24,6 +25,7 @@ pub use blocks::{
 };
 pub use field::{FeatureNerf, FieldOutput, Fuse, TextConditioning, render_weights};
 pub use geometry::{Jitter, ReferenceGrid, SampleGeometry, SamplingConfig, sample_geometry};
+pub use prepared::PreparedGeometry;
 pub use reference::{ReferenceCache, ReferenceFeatures};
 pub use render::{
     BlockText, PoseBlockHook, RenderRequest, RenderedBlock, RenderedFeatures, render_features,

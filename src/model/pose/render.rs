@@ -18,7 +18,8 @@ use candle_core::Tensor;
 
 use super::blocks::{PoseBlock, PoseBlocks};
 use super::field::{FieldOutput, TextConditioning};
-use super::geometry::{Jitter, ReferenceGrid, SampleGeometry, SamplingConfig, sample_geometry};
+use super::geometry::{Jitter, ReferenceGrid, SamplingConfig, sample_geometry};
+use super::prepared::PreparedGeometry;
 use super::reference::ReferenceFeatures;
 use crate::camera::PinholeCamera;
 use crate::model::attention::AttentionSettings;
@@ -194,7 +195,7 @@ impl<'a> BlockJob<'a> {
 
     /// Renders this block for the next target under every conditioning row, from the
     /// target's `geometry`: the views are fused once, the prompts applied to the result.
-    fn render_target(&mut self, geometry: &SampleGeometry) -> Result<()> {
+    fn render_target(&mut self, geometry: &PreparedGeometry) -> Result<()> {
         let field = self.block.field();
         let fused = field.fuse_views(&self.tokens, geometry)?;
         let outputs = self
@@ -255,7 +256,7 @@ pub fn render_features(
         .map(|block| BlockJob::new(unet, block, request, rows))
         .collect::<Result<Vec<_>>>()?;
     for target in request.targets {
-        let mut geometries: Vec<(GeometryKey, SampleGeometry)> = Vec::new();
+        let mut geometries: Vec<(GeometryKey, PreparedGeometry)> = Vec::new();
         for job in &mut jobs {
             let key = job.geometry_key();
             let index = match geometries.iter().position(|(k, _)| *k == key) {
@@ -278,7 +279,13 @@ pub fn render_features(
                         &references,
                         jitter,
                     );
-                    geometries.push((key, geometry));
+                    let prepared = PreparedGeometry::new(
+                        &geometry,
+                        &key.sampling,
+                        job.tokens.device(),
+                        job.tokens.dtype(),
+                    )?;
+                    geometries.push((key, prepared));
                     geometries.len() - 1
                 }
             };
