@@ -399,6 +399,19 @@ mod tests {
         look_at(eye, Vec3::ZERO, Vec3::Y, k, ImageSize::new(64, 64).unwrap()).unwrap()
     }
 
+    /// Fresh pose blocks of `config` on `unet` over trainable variables (seeded), with them.
+    fn trainable_blocks(unet: &UNet, config: &PoseConfig, seed: u64) -> (VarMap, PoseBlocks) {
+        let device = Device::Cpu;
+        let varmap = fresh_parameters(unet, config, seed, DType::F32, &device).unwrap();
+        let blocks = PoseBlocks::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &device),
+            unet,
+            config,
+        )
+        .unwrap();
+        (varmap, blocks)
+    }
+
     /// The fuse weight of `block` in `varmap`.
     fn set_fuse(varmap: &VarMap, block: &PoseBlock, weight: &Tensor) {
         let data = varmap.data().lock().unwrap();
@@ -556,13 +569,7 @@ mod tests {
             levels: vec![0, 1],
             ..Default::default()
         };
-        let varmap = fresh_parameters(&unet, &config, 11, DType::F32, &device).unwrap();
-        let blocks = PoseBlocks::new(
-            VarBuilder::from_varmap(&varmap, DType::F32, &device),
-            &unet,
-            &config,
-        )
-        .unwrap();
+        let (_, blocks) = trainable_blocks(&unet, &config, 11);
         let latents = Tensor::randn(0f32, 1.0, (2, 4, 8, 8), &device).unwrap();
         let prompt = Tensor::randn(0f32, 1.0, (1, 7, 32), &device).unwrap();
         let references = ReferenceFeatures::compute(&unet, &blocks, &latents, &prompt).unwrap();
@@ -646,14 +653,7 @@ mod tests {
     fn mismatched_renders_are_rejected() {
         let unet = motion_unet();
         let device = Device::Cpu;
-        let config = PoseConfig::default();
-        let varmap = fresh_parameters(&unet, &config, 1, DType::F32, &device).unwrap();
-        let blocks = PoseBlocks::new(
-            VarBuilder::from_varmap(&varmap, DType::F32, &device),
-            &unet,
-            &config,
-        )
-        .unwrap();
+        let (_, blocks) = trainable_blocks(&unet, &PoseConfig::default(), 1);
         let latents = Tensor::randn(0f32, 1.0, (1, 4, 8, 8), &device).unwrap();
         let prompt = Tensor::randn(0f32, 1.0, (1, 7, 32), &device).unwrap();
         let references = ReferenceFeatures::compute(&unet, &blocks, &latents, &prompt).unwrap();
