@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
 use super::error::{CliError, Result};
 use super::progress::step_line;
@@ -17,6 +17,7 @@ use crate::pretrain::{
     DenoiserSettings, PretrainError, PretrainEvent, RunSettings, VaeSettings, train_denoiser,
     train_vae,
 };
+use crate::train::TimestepSampling;
 
 /// `mvcustom pretrain`'s stages.
 #[derive(Clone, Debug, Subcommand)]
@@ -89,6 +90,25 @@ pub struct VaeArgs {
     pub crop: Option<u32>,
 }
 
+/// `--timesteps`: how a denoiser run draws its training timesteps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TimestepArg {
+    /// Uniform over all training timesteps.
+    Uniform,
+    /// Biased to high noise, `t = (1 − u³)·T`.
+    HighNoise,
+}
+
+impl TimestepArg {
+    /// The sampling it names.
+    pub fn sampling(self) -> TimestepSampling {
+        match self {
+            Self::Uniform => TimestepSampling::Uniform,
+            Self::HighNoise => TimestepSampling::HighNoise,
+        }
+    }
+}
+
 /// Arguments of `mvcustom pretrain denoiser`.
 #[derive(Clone, Debug, Args)]
 pub struct DenoiserArgs {
@@ -104,6 +124,10 @@ pub struct DenoiserArgs {
     /// Dense attention's spatial window radius (default: the whole clip).
     #[arg(long)]
     pub attention_window: Option<usize>,
+    /// How training timesteps are drawn: uniformly, or biased to high noise
+    /// (t = (1 − u³)·T), where a clip's layout, environment and prompt are decided.
+    #[arg(long, value_enum, default_value_t = TimestepArg::Uniform)]
+    pub timesteps: TimestepArg,
 }
 
 impl RunArgs {
@@ -148,6 +172,7 @@ pub fn run(args: &PretrainArgs) -> Result<()> {
                 image_size: denoiser.run.size,
                 caption_dropout: denoiser.caption_dropout,
                 attention_window: denoiser.attention_window,
+                timesteps: denoiser.timesteps.sampling(),
             };
             let mut log = LossLog::open(&denoiser.run.work, "denoiser", denoiser.run.quiet)?;
             train_denoiser(&settings, &mut |e| log.event(&e), &cancel)

@@ -42,6 +42,14 @@ pub struct DenoiserSettings {
     pub caption_dropout: f64,
     /// Dense attention's spatial window radius (`None`: every token of the clip).
     pub attention_window: Option<usize>,
+    /// How training timesteps are drawn (uniform, or biased to high noise, where a clip's
+    /// layout and environment are decided).
+    #[serde(default = "uniform_timesteps")]
+    pub timesteps: TimestepSampling,
+}
+
+fn uniform_timesteps() -> TimestepSampling {
+    TimestepSampling::Uniform
 }
 
 /// The networks of a denoiser run, built over fresh variables.
@@ -95,7 +103,7 @@ pub fn train_denoiser(
     trainer.run(run, events, cancel, |step| {
         let batch = batches.next_batch()?;
         let mut rng = StdRng::seed_from_u64(run.seed ^ (step as u64).rotate_left(23));
-        clip_loss(&networks, &batch, settings.caption_dropout, &mut rng)
+        clip_loss(&networks, &batch, settings, &mut rng)
     })
 }
 
@@ -182,19 +190,19 @@ fn dataset(settings: &DenoiserSettings) -> Result<ClipDataset> {
     Ok(ClipDataset::new(config, ClipSource::Render)?)
 }
 
-/// The ε-prediction loss of one batch of clips: frames to latents through the frozen
-/// autoencoder, captions (some dropped) through the text encoder, one uniform timestep per
-/// clip.
+/// The denoising loss (for the scheduler's prediction type) of one batch of clips: frames to
+/// latents through the frozen autoencoder, captions (some dropped) through the text encoder,
+/// one timestep per clip drawn as the settings say.
 fn clip_loss(
     networks: &Networks,
     batch: &ClipBatch,
-    caption_dropout: f64,
+    settings: &DenoiserSettings,
     rng: &mut StdRng,
 ) -> Result<Tensor> {
     let latents = clip_latents(&networks.vae, &batch.frames)?;
     let mut ids = Vec::new();
     for caption in &batch.captions {
-        let prompt = if rng.random::<f64>() < caption_dropout {
+        let prompt = if rng.random::<f64>() < settings.caption_dropout {
             ""
         } else {
             caption.as_str()
@@ -209,7 +217,7 @@ fn clip_loss(
     let conditioning = networks.text_encoder.forward(&ids)?.last_hidden_state;
     let train_steps = networks.schedule.alphas_cumprod().len();
     let timesteps: Vec<usize> = (0..batch.captions.len())
-        .map(|_| TimestepSampling::Uniform.sample(rng, train_steps))
+        .map(|_| settings.timesteps.sample(rng, train_steps))
         .collect();
     let noise: Vec<f32> = (0..latents.elem_count())
         .map(|_| StandardNormal.sample(rng))
