@@ -34,7 +34,7 @@ use bevy::ecs::entity::Entity;
 use bevy::ecs::system::SystemParam;
 use bevy::image::Image;
 use bevy::log::warn;
-use bevy::platform::collections::HashSet;
+use bevy::platform::collections::{HashMap, HashSet};
 use bevy::prelude::{Commands, Name, Query, Res, ResMut, Resource};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, EguiTextureHandle};
 
@@ -79,6 +79,9 @@ pub struct MvCustomUiState {
     pub train_settings: TrainSettings,
     /// Images registered with egui as thumbnails, unregistered when their image goes away.
     registered: HashSet<AssetId<Image>>,
+    /// Per shot, the placeholder it composed around before the panel switched composition
+    /// off.
+    parked_compose: HashMap<Entity, Entity>,
 }
 
 impl Default for MvCustomUiState {
@@ -90,6 +93,7 @@ impl Default for MvCustomUiState {
             message: None,
             train_settings: TrainSettings::default(),
             registered: HashSet::default(),
+            parked_compose: HashMap::default(),
         }
     }
 }
@@ -218,6 +222,10 @@ fn panel_system(
         .filter(|entity| items.iter().any(|item| item.entity == *entity))
         .or_else(|| items.first().map(|item| item.entity));
     state.selected = selected;
+    state
+        .parked_compose
+        .retain(|shot, _| items.iter().any(|item| item.entity == *shot));
+    let mut parked = selected.and_then(|shot| state.parked_compose.get(&shot).copied());
 
     // The selected shot's views, in its order, with their thumbnails registered.
     let mut ordered: Vec<(i32, Entity, &MvCustomStatus, Option<&Name>)> = selected
@@ -277,9 +285,16 @@ fn panel_system(
             message: state.message.as_deref(),
             subjects: &subject_items,
             train_settings: &mut train_settings,
+            parked_compose: &mut parked,
         };
         draw_panel(&ctx, &mut open, &mut model)
     };
+    if let Some(shot) = selected {
+        match parked {
+            Some(placeholder) => state.parked_compose.insert(shot, placeholder),
+            None => state.parked_compose.remove(&shot),
+        };
+    }
     state.open = open;
     state.save_dir = PathBuf::from(save_dir);
     if state.train_settings != train_settings {

@@ -55,6 +55,9 @@ pub(crate) struct PanelModel<'a> {
     pub subjects: &'a [SubjectItem],
     /// The settings "Train" uses, edited in place.
     pub train_settings: &'a mut TrainSettings,
+    /// The placeholder entity the selected shot composed around before the panel switched
+    /// its composition off (restored when switched back on), edited in place.
+    pub parked_compose: &'a mut Option<Entity>,
 }
 
 /// What the user asked for this frame.
@@ -97,6 +100,7 @@ pub(crate) fn draw_panel(
                 ui.separator();
                 sampling(ui, shot, model.defaults);
                 techniques(ui, shot);
+                composition(ui, shot, model.parked_compose);
                 ui.separator();
                 buttons(ui, model.views, &mut actions);
                 progress(ui, model.views);
@@ -232,6 +236,34 @@ fn techniques(ui: &mut egui::Ui, shot: &mut MvCustomShot) {
             ui.add(egui::Slider::new(&mut clc.step_fraction, 0.0..=1.0).text("CLC steps"));
         }
     });
+}
+
+/// Composition into the scene around the shot's placeholder entity: a switch (the
+/// placeholder is kept while it is off) and the margins of the generated region. Shown only
+/// for shots that name a placeholder.
+fn composition(ui: &mut egui::Ui, shot: &mut MvCustomShot, parked: &mut Option<Entity>) {
+    if shot.compose.is_none() && parked.is_none() {
+        return;
+    }
+    egui::CollapsingHeader::new("Composition")
+        .default_open(true)
+        .show(ui, |ui| {
+            let mut on = shot.compose.is_some();
+            if ui.checkbox(&mut on, "compose into the scene").changed() {
+                if on {
+                    shot.compose = parked.take();
+                } else {
+                    *parked = shot.compose.take();
+                }
+            }
+            if shot.compose.is_some() {
+                let settings = &mut shot.composition;
+                ui.add(egui::Slider::new(&mut settings.dilation, 0.0..=64.0).text("margin px"));
+                ui.add(
+                    egui::Slider::new(&mut settings.blend_band, 0.0..=64.0).text("blend band px"),
+                );
+            }
+        });
 }
 
 /// Switches an optional technique on (with its default settings) or off.
@@ -489,6 +521,7 @@ mod tests {
             message: Some("saved 2 views"),
             subjects: &[],
             train_settings: &mut TrainSettings::default(),
+            parked_compose: &mut None,
         };
         // Two passes: the first lays the window out, the second draws it settled.
         run(&ctx, &mut model, vec![]);
@@ -515,6 +548,7 @@ mod tests {
             message: None,
             subjects: &[],
             train_settings: &mut TrainSettings::default(),
+            parked_compose: &mut None,
         };
         let (actions, _) = run(&ctx, &mut model, vec![]);
         assert_eq!(actions, PanelActions::default());
@@ -541,6 +575,7 @@ mod tests {
                 message: None,
                 subjects: &[],
                 train_settings: &mut TrainSettings::default(),
+                parked_compose: &mut None,
             };
             run(&ctx, &mut model, vec![]);
             let (_, shapes) = run(&ctx, &mut model, vec![]);
@@ -596,6 +631,7 @@ mod tests {
                 message: None,
                 subjects: &[],
                 train_settings: &mut TrainSettings::default(),
+                parked_compose: &mut None,
             };
             run(&ctx, &mut model, vec![]);
             let (_, shapes) = run(&ctx, &mut model, vec![]);
@@ -611,6 +647,52 @@ mod tests {
         }
         assert_eq!(shot.techniques.clc, None);
         assert!(shot.techniques.dfr.is_some());
+    }
+
+    #[test]
+    fn the_composition_switch_parks_and_restores_the_placeholder() {
+        let ctx = egui::Context::default();
+        let defaults = ShotDefaults::default();
+        let shots = [ShotItem {
+            entity: Entity::from_raw_u32(2).unwrap(),
+            label: "shot 2".into(),
+        }];
+        let placeholder = Entity::from_raw_u32(9).unwrap();
+        let mut shot = MvCustomShot::new("a teddy bear").composed_around(placeholder);
+        let mut save_dir = "views".to_owned();
+        let mut parked = None;
+        let mut model = PanelModel {
+            shots: &shots,
+            selected: Some((shots[0].entity, &mut shot)),
+            defaults: &defaults,
+            views: &[],
+            save_dir: &mut save_dir,
+            message: None,
+            subjects: &[],
+            train_settings: &mut TrainSettings::default(),
+            parked_compose: &mut parked,
+        };
+        let toggle = |model: &mut PanelModel<'_>| {
+            run(&ctx, model, vec![]);
+            let (_, shapes) = run(&ctx, model, vec![]);
+            click(&ctx, model, &shapes, "compose into the scene");
+        };
+        toggle(&mut model);
+        let composes = |model: &PanelModel<'_>| model.selected.as_ref().unwrap().1.compose;
+        assert_eq!(composes(&model), None);
+        assert_eq!(*model.parked_compose, Some(placeholder));
+        toggle(&mut model);
+        assert_eq!(composes(&model), Some(placeholder));
+        assert_eq!(*model.parked_compose, None);
+
+        // A shot that never named a placeholder shows no composition switch.
+        let (_, shapes) = run(&ctx, &mut model, vec![]);
+        assert!(find_text(&shapes, "compose into the scene").is_some());
+        let mut plain = MvCustomShot::new("a teddy bear");
+        model.selected = Some((shots[0].entity, &mut plain));
+        run(&ctx, &mut model, vec![]);
+        let (_, shapes) = run(&ctx, &mut model, vec![]);
+        assert!(find_text(&shapes, "compose into the scene").is_none());
     }
 
     #[test]
@@ -643,6 +725,7 @@ mod tests {
                 message: None,
                 subjects: &subjects,
                 train_settings: &mut train,
+                parked_compose: &mut None,
             };
             run(&ctx, &mut model, vec![]);
             let (_, shapes) = run(&ctx, &mut model, vec![]);
