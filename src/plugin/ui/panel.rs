@@ -446,6 +446,46 @@ mod tests {
             .collect()
     }
 
+    /// What a test's panel model borrows: one shot item, default settings, a save folder,
+    /// train settings and the parked placeholder.
+    struct Borrowed {
+        shots: [ShotItem; 1],
+        defaults: ShotDefaults,
+        save_dir: String,
+        train: TrainSettings,
+        parked: Option<Entity>,
+    }
+
+    impl Borrowed {
+        fn new() -> Self {
+            Self {
+                shots: [ShotItem {
+                    entity: Entity::from_raw_u32(2).unwrap(),
+                    label: "shot 2".into(),
+                }],
+                defaults: ShotDefaults::default(),
+                save_dir: "views".to_owned(),
+                train: TrainSettings::default(),
+                parked: None,
+            }
+        }
+
+        /// A model with `shot` selected and no views, subjects or message.
+        fn model<'a>(&'a mut self, shot: &'a mut MvCustomShot) -> PanelModel<'a> {
+            PanelModel {
+                shots: &self.shots,
+                selected: Some((self.shots[0].entity, shot)),
+                defaults: &self.defaults,
+                views: &[],
+                save_dir: &mut self.save_dir,
+                message: None,
+                subjects: &[],
+                train_settings: &mut self.train,
+                parked_compose: &mut self.parked,
+            }
+        }
+    }
+
     #[test]
     fn states_read_as_words() {
         assert_eq!(state_text(&GenerationState::Queued), "queued");
@@ -492,11 +532,6 @@ mod tests {
     #[test]
     fn the_panel_draws_every_state_without_asking_for_anything() {
         let ctx = egui::Context::default();
-        let defaults = ShotDefaults::default();
-        let shots = [ShotItem {
-            entity: Entity::from_raw_u32(7).unwrap(),
-            label: "shot 7".into(),
-        }];
         let views = views(vec![
             GenerationState::Idle,
             GenerationState::Queued,
@@ -511,18 +546,10 @@ mod tests {
         ]);
         let mut shot = MvCustomShot::new("a teddy bear");
         let before = shot.clone();
-        let mut save_dir = "views".to_owned();
-        let mut model = PanelModel {
-            shots: &shots,
-            selected: Some((shots[0].entity, &mut shot)),
-            defaults: &defaults,
-            views: &views,
-            save_dir: &mut save_dir,
-            message: Some("saved 2 views"),
-            subjects: &[],
-            train_settings: &mut TrainSettings::default(),
-            parked_compose: &mut None,
-        };
+        let mut borrowed = Borrowed::new();
+        let mut model = borrowed.model(&mut shot);
+        model.views = &views;
+        model.message = Some("saved 2 views");
         // Two passes: the first lays the window out, the second draws it settled.
         run(&ctx, &mut model, vec![]);
         let (actions, shapes) = run(&ctx, &mut model, vec![]);
@@ -539,17 +566,9 @@ mod tests {
         assert_eq!(shot, before, "drawing alone edits nothing");
 
         // No shot at all: only the picker and a hint.
-        let mut model = PanelModel {
-            shots: &[],
-            selected: None,
-            defaults: &defaults,
-            views: &[],
-            save_dir: &mut save_dir,
-            message: None,
-            subjects: &[],
-            train_settings: &mut TrainSettings::default(),
-            parked_compose: &mut None,
-        };
+        let mut model = borrowed.model(&mut shot);
+        model.shots = &[];
+        model.selected = None;
         let (actions, _) = run(&ctx, &mut model, vec![]);
         assert_eq!(actions, PanelActions::default());
     }
@@ -557,26 +576,12 @@ mod tests {
     #[test]
     fn buttons_ask_for_generation_cancellation_and_saving_when_enabled() {
         let ctx = egui::Context::default();
-        let defaults = ShotDefaults::default();
-        let shots = [ShotItem {
-            entity: Entity::from_raw_u32(2).unwrap(),
-            label: "shot 2".into(),
-        }];
         let mut shot = MvCustomShot::new("a teddy bear");
-        let mut save_dir = "views".to_owned();
+        let mut borrowed = Borrowed::new();
         let mut panel = |states: Vec<GenerationState>, label: &str| {
             let views = views(states);
-            let mut model = PanelModel {
-                shots: &shots,
-                selected: Some((shots[0].entity, &mut shot)),
-                defaults: &defaults,
-                views: &views,
-                save_dir: &mut save_dir,
-                message: None,
-                subjects: &[],
-                train_settings: &mut TrainSettings::default(),
-                parked_compose: &mut None,
-            };
+            let mut model = borrowed.model(&mut shot);
+            model.views = &views;
             run(&ctx, &mut model, vec![]);
             let (_, shapes) = run(&ctx, &mut model, vec![]);
             click(&ctx, &mut model, &shapes, label)
@@ -614,25 +619,10 @@ mod tests {
     #[test]
     fn a_switched_technique_edits_the_shot() {
         let ctx = egui::Context::default();
-        let defaults = ShotDefaults::default();
-        let shots = [ShotItem {
-            entity: Entity::from_raw_u32(2).unwrap(),
-            label: "shot 2".into(),
-        }];
         let mut shot = MvCustomShot::new("a teddy bear");
-        let mut save_dir = "views".to_owned();
+        let mut borrowed = Borrowed::new();
         {
-            let mut model = PanelModel {
-                shots: &shots,
-                selected: Some((shots[0].entity, &mut shot)),
-                defaults: &defaults,
-                views: &[],
-                save_dir: &mut save_dir,
-                message: None,
-                subjects: &[],
-                train_settings: &mut TrainSettings::default(),
-                parked_compose: &mut None,
-            };
+            let mut model = borrowed.model(&mut shot);
             run(&ctx, &mut model, vec![]);
             let (_, shapes) = run(&ctx, &mut model, vec![]);
             click(&ctx, &mut model, &shapes, "Techniques");
@@ -652,26 +642,11 @@ mod tests {
     #[test]
     fn the_composition_switch_parks_and_restores_the_placeholder() {
         let ctx = egui::Context::default();
-        let defaults = ShotDefaults::default();
-        let shots = [ShotItem {
-            entity: Entity::from_raw_u32(2).unwrap(),
-            label: "shot 2".into(),
-        }];
         let placeholder = Entity::from_raw_u32(9).unwrap();
         let mut shot = MvCustomShot::new("a teddy bear").composed_around(placeholder);
-        let mut save_dir = "views".to_owned();
-        let mut parked = None;
-        let mut model = PanelModel {
-            shots: &shots,
-            selected: Some((shots[0].entity, &mut shot)),
-            defaults: &defaults,
-            views: &[],
-            save_dir: &mut save_dir,
-            message: None,
-            subjects: &[],
-            train_settings: &mut TrainSettings::default(),
-            parked_compose: &mut parked,
-        };
+        let mut borrowed = Borrowed::new();
+        let shot_entity = borrowed.shots[0].entity;
+        let mut model = borrowed.model(&mut shot);
         let toggle = |model: &mut PanelModel<'_>| {
             run(&ctx, model, vec![]);
             let (_, shapes) = run(&ctx, model, vec![]);
@@ -689,7 +664,7 @@ mod tests {
         let (_, shapes) = run(&ctx, &mut model, vec![]);
         assert!(find_text(&shapes, "compose into the scene").is_some());
         let mut plain = MvCustomShot::new("a teddy bear");
-        model.selected = Some((shots[0].entity, &mut plain));
+        model.selected = Some((shot_entity, &mut plain));
         run(&ctx, &mut model, vec![]);
         let (_, shapes) = run(&ctx, &mut model, vec![]);
         assert!(find_text(&shapes, "compose into the scene").is_none());
@@ -698,11 +673,6 @@ mod tests {
     #[test]
     fn the_picked_subject_trains_cancels_and_plots_its_losses() {
         let ctx = egui::Context::default();
-        let defaults = ShotDefaults::default();
-        let shots = [ShotItem {
-            entity: Entity::from_raw_u32(2).unwrap(),
-            label: "shot 2".into(),
-        }];
         let subject = Entity::from_raw_u32(9).unwrap();
         let item = |state, losses: Vec<f32>| SubjectItem {
             entity: subject,
@@ -712,21 +682,11 @@ mod tests {
             losses,
         };
         let mut shot = MvCustomShot::new("a photo of <robot>").with_subject(Default::default());
-        let mut save_dir = "views".to_owned();
-        let mut train = TrainSettings::default();
+        let mut borrowed = Borrowed::new();
         let mut panel = |item: SubjectItem, label: &str| {
             let subjects = [item];
-            let mut model = PanelModel {
-                shots: &shots,
-                selected: Some((shots[0].entity, &mut shot)),
-                defaults: &defaults,
-                views: &[],
-                save_dir: &mut save_dir,
-                message: None,
-                subjects: &subjects,
-                train_settings: &mut train,
-                parked_compose: &mut None,
-            };
+            let mut model = borrowed.model(&mut shot);
+            model.subjects = &subjects;
             run(&ctx, &mut model, vec![]);
             let (_, shapes) = run(&ctx, &mut model, vec![]);
             (click(&ctx, &mut model, &shapes, label), shapes)
