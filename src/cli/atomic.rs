@@ -23,6 +23,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Writes `value` to `path` as pretty-printed JSON, atomically (the CLI's reports).
+pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let json = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::file(path, format!("cannot serialise as JSON: {e}")))?;
+    write_atomic(path, json.as_bytes())
+}
+
 /// `dir/.name.tmp-<pid>` for `dir/name`: hidden, unique per process, same folder.
 fn temp_path(path: &Path) -> Result<PathBuf> {
     let name = path
@@ -57,6 +64,27 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("report.json")]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn json_reports_round_trip() {
+        let dir = scratch("json");
+        let path = dir.join("report.json");
+        let report = serde_json::json!({"views": [1, 2], "model": "tiny"});
+        write_json_atomic(&path, &report).unwrap();
+        let read: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(read, report);
+        // A value JSON cannot hold (a map with non-string keys) names the file.
+        let bad: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let err = write_json_atomic(&path, &bad).unwrap_err().to_string();
+        assert!(err.contains("report.json") && err.contains("JSON"), "{err}");
+        assert_eq!(
+            read,
+            serde_json::from_slice::<serde_json::Value>(&std::fs::read(&path).unwrap()).unwrap(),
+            "the old report is kept"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

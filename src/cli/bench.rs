@@ -17,7 +17,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::args::{ComputeArgs, DTypeArg, DeviceArg, OrbitSpec, TechniqueArgs};
-use super::atomic::write_atomic;
+use super::atomic::write_json_atomic;
 use super::cameras::{CameraSource, RigArgs};
 use super::error::{CliError, Result};
 use super::memory::{peak_rss_bytes, reset_peak};
@@ -354,9 +354,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     print!("{}", render_table(&report));
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| CliError::file(path, format!("cannot serialise results: {e}")))?;
-        write_atomic(path, json.as_bytes())?;
+        write_json_atomic(path, &report)?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::args::{ComputeArgs, DTypeArg, DeviceArg};
-use super::atomic::write_atomic;
+use super::atomic::{write_atomic, write_json_atomic};
 use super::error::{CliError, Result};
 use super::generate::read_subject;
 use super::inspect_subject::definition_in;
@@ -245,9 +245,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         peak_memory_bytes: peak_rss_bytes(),
     };
     let report_path = args.out.join("report.json");
-    let json = serde_json::to_string_pretty(&report)
-        .map_err(|e| CliError::file(&report_path, format!("cannot serialise report: {e}")))?;
-    write_atomic(&report_path, json.as_bytes())?;
+    write_json_atomic(&report_path, &report)?;
     print!("{table}");
     Ok(())
 }

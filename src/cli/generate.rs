@@ -10,7 +10,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::args::{ComputeArgs, TechniqueArgs};
-use super::atomic::write_atomic;
+use super::atomic::{write_atomic, write_json_atomic};
 use super::cameras::{CameraSourceArgs, RigArgs};
 use super::depth::read_depth;
 use super::error::{CliError, Result};
@@ -237,9 +237,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         peak_memory_bytes: peak_rss_bytes(),
     };
     let report_path = args.out.join("report.json");
-    let json = serde_json::to_string_pretty(&report)
-        .map_err(|e| CliError::file(&report_path, format!("cannot serialise report: {e}")))?;
-    write_atomic(&report_path, json.as_bytes())?;
+    write_json_atomic(&report_path, &report)?;
     progress.note(&format!(
         "wrote {} views, cameras.ron{} and report.json to {}",
         report.views.len(),

@@ -14,7 +14,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::args::{ComputeArgs, parse_fraction};
-use super::atomic::write_atomic;
+use super::atomic::write_json_atomic;
 use super::error::{CliError, Result};
 use super::memory::peak_rss_bytes;
 use super::progress::Progress;
@@ -331,9 +331,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         peak_memory_bytes: peak_rss_bytes(),
     };
     let report_path = report_path(&subject.weights_path);
-    let json = serde_json::to_string_pretty(&report)
-        .map_err(|e| CliError::file(&report_path, format!("cannot serialise report: {e}")))?;
-    write_atomic(&report_path, json.as_bytes())?;
+    write_json_atomic(&report_path, &report)?;
     let last = report
         .steps
         .last()
