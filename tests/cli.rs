@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use bevy_mvcustom::camera::PinholeCamera;
+use bevy_mvcustom::cli::depth::read_depth;
 use bevy_mvcustom::model::depth::{DepthAnything, DepthAnythingArchitecture};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
@@ -266,8 +267,9 @@ fn inspect_reports_the_readable_components_and_names_the_broken_one() {
     std::fs::remove_dir_all(broken).unwrap();
 }
 
-/// A Depth-Anything-V2 folder with a tiny architecture and random weights (the estimate means
-/// nothing; what is checked is that it reaches DFR).
+/// A Depth-Anything-V2 folder with a tiny architecture and random weights, except that its last
+/// layer outputs the constant inverse depth 1: deterministic, and aligned to the scene it is a
+/// plane at the cameras' look-at distance.
 fn tiny_depth_model(dir: &Path) {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
@@ -280,6 +282,14 @@ fn tiny_depth_model(dir: &Path) {
         layer_ids: [0, 1, 2, 3],
     };
     DepthAnything::new(vb, &arch, 28).unwrap();
+    {
+        let vars = varmap.data().lock().unwrap();
+        let last = "depth_head.scratch.output_conv2.2";
+        let weight = &vars[&format!("{last}.weight")];
+        weight.set(&weight.zeros_like().unwrap()).unwrap();
+        let bias = &vars[&format!("{last}.bias")];
+        bias.set(&bias.ones_like().unwrap()).unwrap();
+    }
     std::fs::create_dir_all(dir).unwrap();
     varmap.save(dir.join("depth.safetensors")).unwrap();
     let config = r#"{"architecture": {"depth": 4, "embed_dim": 16, "num_heads": 2,
@@ -317,9 +327,15 @@ fn a_depth_model_estimates_the_anchor_depth_that_dfr_uses() {
         "{}",
         report["notices"]
     );
-    // The estimated depth is written like a supplied one.
-    assert!(out.join("anchor_depth.npy").is_file());
+    // The estimate (constant) aligned to the scene is the plane through the orbit's centre,
+    // 2.5 in front of the anchor camera; it is written like a supplied depth.
     assert!(!report["anchor_depth"].is_null());
+    let depth = read_depth(&out.join("anchor_depth.npy"), 1.0).unwrap();
+    assert!(
+        depth.data().iter().all(|&z| (z - 2.5).abs() < 1e-3),
+        "{:?}",
+        &depth.data()[..8]
+    );
 
     // A folder that is not a depth model is named; a depth file and a model conflict.
     let model = tiny_model();
