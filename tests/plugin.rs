@@ -4,7 +4,6 @@
 //! independent shots. Generators written here stand in for the model where a test needs to
 //! control timing (slow, gated) or misbehave (panic).
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,23 +29,11 @@ use bevy_mvcustom::plugin::{
 };
 use bevy_mvcustom::prelude::*;
 
+mod common;
+use common::tiny_model;
+
 /// How long any test waits for a generation before failing.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
-
-fn tiny_model() -> PathBuf {
-    let root = std::env::var_os("MVCUSTOM_PARITY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity")
-        });
-    let dir = root.join("animatediff_pipeline_tiny");
-    assert!(
-        dir.join("unet").is_dir(),
-        "the tiny model fixture is missing at {}",
-        dir.display()
-    );
-    dir
-}
 
 fn headless_app(plugin: MvCustomPlugin) -> App {
     let mut app = App::new();

@@ -31,26 +31,17 @@ use bevy_mvcustom::prelude::*;
 use bevy_mvcustom::train::AdamWConfig;
 use candle_core::{Device, Tensor};
 
+mod common;
+use common::Scratch;
+
 /// How long any test waits for something before failing.
 const TIME_LIMIT: Duration = Duration::from_secs(30);
 
-/// A folder removed when dropped.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
+/// A scratch folder (removed when dropped) with an empty `robot/images` folder.
 fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!(
-        "mvcustom-plugin-subjects-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch(name);
     std::fs::create_dir_all(dir.join("robot/images")).unwrap();
-    Scratch(dir)
+    dir
 }
 
 fn reference_camera(angle: f32) -> PinholeCamera {
