@@ -6,6 +6,7 @@
 //! each view as an `Image` texture.
 //!
 //! The crate is layered; each layer depends only on the ones below it:
+//! - [`grid`]: the row-major 2-D value grid under every per-pixel map (depth, inverse depth).
 //! - [`camera`]: one camera model and every convention conversion (Bevy, OpenCV, OpenGL,
 //!   PyTorch3D, COLMAP).
 //! - [`model`]: the networks (UNet + motion modules, CLIP, VAE) in candle.
@@ -27,6 +28,7 @@ pub mod camera;
 pub mod cli;
 pub mod diffusion;
 pub mod eval;
+pub mod grid;
 pub mod model;
 pub mod mvcustom;
 pub mod plugin;

@@ -20,6 +20,7 @@
 //! square side the image is resized to.
 
 use std::fmt;
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ use serde::Deserialize;
 
 use super::error::{ModelError, Result};
 use super::load::{ComponentDir, ComputeSettings, unsupported};
+use crate::grid::Grid;
 
 /// DINOv2's patch side in pixels: the input side must be a multiple of it.
 const PATCH: usize = 14;
@@ -40,49 +42,33 @@ const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// A relative inverse-depth map, row-major `[height, width]`, covering a whole image: larger
 /// values are nearer; the true inverse depth is `scale · value + shift` for unknown constants.
+/// Its shape and values are read through the [`Grid`] it dereferences to.
 #[derive(Clone, Debug, PartialEq)]
-pub struct InverseDepth {
-    width: u32,
-    height: u32,
-    data: Vec<f32>,
-}
+pub struct InverseDepth(Grid<f32>);
 
 impl InverseDepth {
     /// A map from its values; they must be finite and `width · height` in number.
     pub fn new(width: u32, height: u32, data: Vec<f32>) -> Result<Self> {
-        let expected = width as usize * height as usize;
-        if expected == 0 || data.len() != expected {
-            return Err(ModelError::InvalidInput {
-                name: "inverse depth".into(),
-                reason: format!("{} values for a {width}×{height} map", data.len()),
-            });
-        }
-        if let Some((index, value)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        let found = data.len();
+        let grid = Grid::new(width, height, data).map_err(|_| ModelError::InvalidInput {
+            name: "inverse depth".into(),
+            reason: format!("{found} values for a {width}×{height} map"),
+        })?;
+        if let Some((index, value)) = grid.data().iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(ModelError::InvalidInput {
                 name: "inverse depth".into(),
                 reason: format!("value {index} is not finite: {value}"),
             });
         }
-        Ok(Self {
-            width,
-            height,
-            data,
-        })
+        Ok(Self(grid))
     }
+}
 
-    /// Columns.
-    pub fn width(&self) -> u32 {
-        self.width
-    }
+impl Deref for InverseDepth {
+    type Target = Grid<f32>;
 
-    /// Rows.
-    pub fn height(&self) -> u32 {
-        self.height
-    }
-
-    /// The values, row-major.
-    pub fn data(&self) -> &[f32] {
-        &self.data
+    fn deref(&self) -> &Grid<f32> {
+        &self.0
     }
 }
 

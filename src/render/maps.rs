@@ -2,7 +2,10 @@
 //! a feature map) and what comes out (per-view maps, rendered features). The method layer
 //! converts them to and from candle tensors.
 
+use std::ops::Deref;
+
 use super::error::{RenderError, Result};
+use crate::grid::{Grid, ShapeError};
 
 /// Checks that `data` holds exactly the product of `shape` elements.
 fn check_len(field: &'static str, shape: &[usize], found: usize) -> Result<()> {
@@ -27,23 +30,16 @@ fn non_zero(field: &'static str, value: u32) -> Result<usize> {
 }
 
 /// An anchor view's z-depth map, row-major `[height, width]`, covering the anchor camera's whole
-/// image at feature resolution (one value per feature cell).
+/// image at feature resolution (one value per feature cell). Its shape and values are read
+/// through the [`Grid`] it dereferences to (`width()`, `height()`, `data()`, `get(i, j)`).
 #[derive(Clone, Debug, PartialEq)]
-pub struct DepthMap {
-    width: u32,
-    height: u32,
-    data: Vec<f32>,
-}
+pub struct DepthMap(Grid<f32>);
 
 impl DepthMap {
     /// A depth map from its values; every depth must be finite and strictly positive.
     pub fn new(width: u32, height: u32, data: Vec<f32>) -> Result<Self> {
-        let shape = [
-            non_zero("depth height", height)?,
-            non_zero("depth width", width)?,
-        ];
-        check_len("depth", &shape, data.len())?;
-        for (index, &value) in data.iter().enumerate() {
+        let grid = depth_grid(width, height, data)?;
+        for (index, &value) in grid.data().iter().enumerate() {
             if !value.is_finite() {
                 return Err(RenderError::NotFinite {
                     field: "depth",
@@ -59,26 +55,7 @@ impl DepthMap {
                 });
             }
         }
-        Ok(Self {
-            width,
-            height,
-            data,
-        })
-    }
-
-    /// Columns.
-    pub fn width(&self) -> u32 {
-        self.width
-    }
-
-    /// Rows.
-    pub fn height(&self) -> u32 {
-        self.height
-    }
-
-    /// The depths, row-major.
-    pub fn data(&self) -> &[f32] {
-        &self.data
+        Ok(Self(grid))
     }
 
     /// Resamples to `width × height` cells (any ratio) keeping, for each output cell, the
@@ -90,26 +67,53 @@ impl DepthMap {
     pub fn resize_min(&self, width: u32, height: u32) -> Result<Self> {
         let out_w = non_zero("resize width", width)?;
         let out_h = non_zero("resize height", height)?;
-        let in_w = self.width as usize;
+        let in_w = self.width() as usize;
         let wx = area_weights(in_w, out_w);
-        let wy = area_weights(self.height as usize, out_h);
+        let wy = area_weights(self.height() as usize, out_h);
         let mut data = Vec::with_capacity(out_h * out_w);
         for rows in &wy {
             for cols in &wx {
                 let nearest = rows
                     .iter()
                     .flat_map(|&(iy, _)| cols.iter().map(move |&(ix, _)| iy * in_w + ix))
-                    .map(|index| self.data[index])
+                    .map(|index| self.data()[index])
                     .fold(f32::INFINITY, f32::min);
                 data.push(nearest);
             }
         }
-        Ok(Self {
+        Ok(Self(depth_grid(width, height, data)?))
+    }
+}
+
+impl Deref for DepthMap {
+    type Target = Grid<f32>;
+
+    fn deref(&self) -> &Grid<f32> {
+        &self.0
+    }
+}
+
+/// The depth values as a grid, shape errors naming the depth map's height, width or length.
+fn depth_grid(width: u32, height: u32, data: Vec<f32>) -> Result<Grid<f32>> {
+    Grid::new(width, height, data).map_err(|e| match e {
+        ShapeError::NoRows => RenderError::Empty {
+            field: "depth height",
+        },
+        ShapeError::NoColumns => RenderError::Empty {
+            field: "depth width",
+        },
+        ShapeError::Length {
             width,
             height,
-            data,
-        })
-    }
+            expected,
+            found,
+        } => RenderError::SizeMismatch {
+            field: "depth",
+            shape: vec![height as usize, width as usize],
+            expected,
+            found,
+        },
+    })
 }
 
 /// A feature map in `[channels, height, width]` layout (one UNet layer's features of the anchor
@@ -172,39 +176,27 @@ impl FeatureMap {
     }
 }
 
-/// One scalar map per target view, `[views, height, width]` row-major: visibility masks,
-/// disocclusion masks, rendered depth.
+/// `views` equal blocks of values over one `height × width` pixel grid, view-major: the
+/// storage and accessors shared by the per-view outputs of a rasterisation ([`ViewMaps`]: one
+/// value per pixel, [`ViewFeatures`]: `channels` planes per view,
+/// [`Visibility`](super::Visibility): one fragment per pixel), which dereference to it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ViewMaps {
+pub struct ViewStack<T> {
     views: usize,
     height: u32,
     width: u32,
-    data: Vec<f32>,
+    data: Vec<T>,
 }
 
-impl ViewMaps {
-    /// Maps from their values in `[views, height, width]` order.
-    pub fn new(views: usize, height: u32, width: u32, data: Vec<f32>) -> Result<Self> {
-        if views == 0 {
-            return Err(RenderError::Empty { field: "views" });
-        }
-        let shape = [
-            views,
-            non_zero("map height", height)?,
-            non_zero("map width", width)?,
-        ];
-        check_len("view maps", &shape, data.len())?;
-        Ok(Self {
-            views,
-            height,
-            width,
-            data,
-        })
-    }
-
-    /// Maps whose shape the caller guarantees (`views · height · width` values, all non-zero).
-    pub(crate) fn from_valid(views: usize, height: u32, width: u32, data: Vec<f32>) -> Self {
-        debug_assert_eq!(data.len(), views * height as usize * width as usize);
+impl<T> ViewStack<T> {
+    /// Blocks whose shape the caller has checked: `views`, `height`, `width` non-zero and
+    /// `data` a multiple of `views · height · width` long.
+    pub(super) fn from_valid(views: usize, height: u32, width: u32, data: Vec<T>) -> Self {
+        debug_assert!(views > 0 && height > 0 && width > 0);
+        debug_assert!(
+            data.len()
+                .is_multiple_of(views * height as usize * width as usize)
+        );
         Self {
             views,
             height,
@@ -228,28 +220,61 @@ impl ViewMaps {
         self.width
     }
 
-    /// The values in `[views, height, width]` order.
-    pub fn data(&self) -> &[f32] {
+    /// Pixels per view, `height · width`.
+    pub fn area(&self) -> usize {
+        self.height as usize * self.width as usize
+    }
+
+    /// All values, view after view.
+    pub fn data(&self) -> &[T] {
         &self.data
+    }
+
+    /// The block of view `k`, `None` past the last view.
+    pub fn view(&self, k: usize) -> Option<&[T]> {
+        let n = self.data.len() / self.views;
+        self.data.get(k * n..(k + 1) * n)
+    }
+}
+
+/// One scalar map per target view, `[views, height, width]` row-major: visibility masks,
+/// disocclusion masks, rendered depth. Shape and values are read through the [`ViewStack`]
+/// it dereferences to; [`ViewStack::view`] is the `[height, width]` map of one view.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewMaps(ViewStack<f32>);
+
+impl ViewMaps {
+    /// Maps from their values in `[views, height, width]` order.
+    pub fn new(views: usize, height: u32, width: u32, data: Vec<f32>) -> Result<Self> {
+        if views == 0 {
+            return Err(RenderError::Empty { field: "views" });
+        }
+        let shape = [
+            views,
+            non_zero("map height", height)?,
+            non_zero("map width", width)?,
+        ];
+        check_len("view maps", &shape, data.len())?;
+        Ok(Self::from_valid(views, height, width, data))
+    }
+
+    /// Maps whose shape the caller guarantees (`views · height · width` values, all non-zero).
+    pub(crate) fn from_valid(views: usize, height: u32, width: u32, data: Vec<f32>) -> Self {
+        debug_assert_eq!(data.len(), views * height as usize * width as usize);
+        Self(ViewStack::from_valid(views, height, width, data))
     }
 
     /// Consumes the maps, returning the values in `[views, height, width]` order.
     pub fn into_data(self) -> Vec<f32> {
-        self.data
-    }
-
-    /// The map of view `k` (row-major `[height, width]`), `None` past the last view.
-    pub fn view(&self, k: usize) -> Option<&[f32]> {
-        let n = self.height as usize * self.width as usize;
-        self.data.get(k * n..(k + 1) * n)
+        self.0.data
     }
 
     /// `1 − x` everywhere: the disocclusion mask of a visibility mask and vice versa.
     pub fn complement(&self) -> Self {
-        Self {
-            data: self.data.iter().map(|v| 1.0 - v).collect(),
-            ..self.clone()
-        }
+        Self(ViewStack {
+            data: self.data().iter().map(|v| 1.0 - v).collect(),
+            ..self.0.clone()
+        })
     }
 
     /// Area-average resampling to `width × height` (each output cell is the mean of the input
@@ -258,14 +283,17 @@ impl ViewMaps {
     pub fn area_resize(&self, width: u32, height: u32) -> Result<Self> {
         let out_w = non_zero("resize width", width)?;
         let out_h = non_zero("resize height", height)?;
-        let in_w = self.width as usize;
-        let in_h = self.height as usize;
+        let in_w = self.width() as usize;
+        let in_h = self.height() as usize;
         let wx = area_weights(in_w, out_w);
         let wy = area_weights(in_h, out_h);
-        let mut out = vec![0.0f32; self.views * out_h * out_w];
+        let mut out = vec![0.0f32; self.views() * out_h * out_w];
         let mut rows = vec![0.0f32; out_h * in_w];
-        for k in 0..self.views {
-            let src = &self.data[k * in_h * in_w..(k + 1) * in_h * in_w];
+        for (src, dst) in self
+            .data()
+            .chunks(in_h * in_w)
+            .zip(out.chunks_mut(out_h * out_w))
+        {
             rows.iter_mut().for_each(|v| *v = 0.0);
             for (oy, taps) in wy.iter().enumerate() {
                 for &(iy, w) in taps {
@@ -275,7 +303,6 @@ impl ViewMaps {
                     }
                 }
             }
-            let dst = &mut out[k * out_h * out_w..(k + 1) * out_h * out_w];
             for oy in 0..out_h {
                 for (ox, taps) in wx.iter().enumerate() {
                     dst[oy * out_w + ox] =
@@ -283,12 +310,15 @@ impl ViewMaps {
                 }
             }
         }
-        Ok(Self {
-            views: self.views,
-            height,
-            width,
-            data: out,
-        })
+        Ok(Self::from_valid(self.views(), height, width, out))
+    }
+}
+
+impl Deref for ViewMaps {
+    type Target = ViewStack<f32>;
+
+    fn deref(&self) -> &ViewStack<f32> {
+        &self.0
     }
 }
 
@@ -313,14 +343,12 @@ fn area_weights(n_in: usize, n_out: usize) -> Vec<Vec<(usize, f32)>> {
 }
 
 /// Features rendered into the target views, `[views, channels, height, width]` row-major; zero
-/// where the anchor mesh is not visible.
+/// where the anchor mesh is not visible. Shape and values are read through the [`ViewStack`]
+/// it dereferences to; [`ViewStack::view`] is the `[channels, height, width]` block of one view.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ViewFeatures {
-    views: usize,
     channels: u32,
-    height: u32,
-    width: u32,
-    data: Vec<f32>,
+    stack: ViewStack<f32>,
 }
 
 impl ViewFeatures {
@@ -343,17 +371,9 @@ impl ViewFeatures {
         ];
         check_len("rendered features", &shape, data.len())?;
         Ok(Self {
-            views,
             channels,
-            height,
-            width,
-            data,
+            stack: ViewStack::from_valid(views, height, width, data),
         })
-    }
-
-    /// Number of views K.
-    pub fn views(&self) -> usize {
-        self.views
     }
 
     /// Number of channels C.
@@ -361,30 +381,17 @@ impl ViewFeatures {
         self.channels
     }
 
-    /// Rows.
-    pub fn height(&self) -> u32 {
-        self.height
-    }
-
-    /// Columns.
-    pub fn width(&self) -> u32 {
-        self.width
-    }
-
-    /// The values in `[views, channels, height, width]` order.
-    pub fn data(&self) -> &[f32] {
-        &self.data
-    }
-
     /// Consumes the features, returning the values in `[views, channels, height, width]` order.
     pub fn into_data(self) -> Vec<f32> {
-        self.data
+        self.stack.data
     }
+}
 
-    /// The `[channels, height, width]` features of view `k`, `None` past the last view.
-    pub fn view(&self, k: usize) -> Option<&[f32]> {
-        let n = self.channels as usize * self.height as usize * self.width as usize;
-        self.data.get(k * n..(k + 1) * n)
+impl Deref for ViewFeatures {
+    type Target = ViewStack<f32>;
+
+    fn deref(&self) -> &ViewStack<f32> {
+        &self.stack
     }
 }
 
@@ -428,6 +435,45 @@ mod tests {
             depth.resize_min(0, 1),
             Err(RenderError::Empty { .. })
         ));
+    }
+
+    #[test]
+    fn depth_shape_errors_name_the_depth_maps_axis_or_shape() {
+        assert_eq!(
+            DepthMap::new(0, 0, vec![]),
+            Err(RenderError::Empty {
+                field: "depth height"
+            })
+        );
+        assert_eq!(
+            DepthMap::new(0, 2, vec![]),
+            Err(RenderError::Empty {
+                field: "depth width"
+            })
+        );
+        assert_eq!(
+            DepthMap::new(3, 2, vec![1.0; 5]),
+            Err(RenderError::SizeMismatch {
+                field: "depth",
+                shape: vec![2, 3],
+                expected: 6,
+                found: 5
+            })
+        );
+    }
+
+    #[test]
+    fn views_are_sliced_by_their_block_size() {
+        let maps = ViewMaps::new(2, 1, 2, vec![1., 2., 3., 4.]).unwrap();
+        assert_eq!((maps.views(), maps.area()), (2, 2));
+        assert_eq!(maps.view(1), Some(&[3., 4.][..]));
+        assert_eq!(maps.view(2), None);
+        let features = ViewFeatures::new(2, 3, 1, 1, (0..6).map(|v| v as f32).collect()).unwrap();
+        assert_eq!(features.channels(), 3);
+        assert_eq!(features.view(1), Some(&[3., 4., 5.][..]));
+        assert_eq!(features.view(2), None);
+        assert_eq!(features.into_data().len(), 6);
+        assert_eq!(maps.complement().into_data(), vec![0., -1., -2., -3.]);
     }
 
     #[test]

@@ -47,7 +47,7 @@ mod visibility;
 
 pub use error::{RenderError, Result};
 pub use gpu::GpuContext;
-pub use maps::{DepthMap, FeatureMap, ViewFeatures, ViewMaps};
+pub use maps::{DepthMap, FeatureMap, ViewFeatures, ViewMaps, ViewStack};
 pub use mesh::AnchorMesh;
 pub use renderer::{FeatureRenderer, Rasterization};
 pub use settings::{Backend, RenderSettings};

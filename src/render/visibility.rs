@@ -4,7 +4,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::maps::ViewMaps;
+use std::ops::Deref;
+
+use super::maps::{ViewMaps, ViewStack};
 
 /// One visibility-buffer texel, 16 bytes, the same layout as the GPU's `Rgba32Uint` target.
 #[repr(C)]
@@ -33,59 +35,38 @@ impl Fragment {
     }
 }
 
-/// The visibility buffer of K target views, `[views, height, width]` row-major.
+/// The visibility buffer of K target views, `[views, height, width]` row-major. Its shape is
+/// read through the [`ViewStack`] it dereferences to.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Visibility {
-    views: usize,
-    height: u32,
-    width: u32,
-    fragments: Vec<Fragment>,
+pub struct Visibility(ViewStack<Fragment>);
+
+impl Deref for Visibility {
+    type Target = ViewStack<Fragment>;
+
+    fn deref(&self) -> &ViewStack<Fragment> {
+        &self.0
+    }
 }
 
 impl Visibility {
     /// Wraps fragments in `[views, height, width]` order (the rasterisers' output).
     pub(crate) fn new(views: usize, height: u32, width: u32, fragments: Vec<Fragment>) -> Self {
         debug_assert_eq!(fragments.len(), views * height as usize * width as usize);
-        Self {
-            views,
-            height,
-            width,
-            fragments,
-        }
-    }
-
-    /// Number of target views K.
-    pub fn views(&self) -> usize {
-        self.views
-    }
-
-    /// Output rows.
-    pub fn height(&self) -> u32 {
-        self.height
-    }
-
-    /// Output columns.
-    pub fn width(&self) -> u32 {
-        self.width
-    }
-
-    /// Pixels per view.
-    pub fn area(&self) -> usize {
-        self.height as usize * self.width as usize
+        Self(ViewStack::from_valid(views, height, width, fragments))
     }
 
     /// All fragments, `[views, height, width]` order.
     pub fn fragments(&self) -> &[Fragment] {
-        &self.fragments
+        self.data()
     }
 
     /// Per-pixel map built from each fragment.
     fn map(&self, f: impl Fn(&Fragment) -> f32) -> ViewMaps {
         ViewMaps::from_valid(
-            self.views,
-            self.height,
-            self.width,
-            self.fragments.iter().map(f).collect(),
+            self.views(),
+            self.height(),
+            self.width(),
+            self.data().iter().map(f).collect(),
         )
     }
 

@@ -5,6 +5,8 @@
 //! convention) gives depth and mask exactly; colour may average a regular grid of sub-pixel
 //! rays (`supersampling`). Views render in parallel on scoped threads.
 
+use std::ops::Deref;
+
 use glam::{Vec2, Vec3};
 use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{Result, WorldError, invalid};
 use super::scene::{Scene, Surface, SurfaceHit};
 use crate::camera::PinholeCamera;
+use crate::grid::Grid;
 
 /// Mask id of pixels whose ray escapes to the sky or wall at infinity.
 pub const MASK_BACKGROUND: u8 = 0;
@@ -66,26 +69,22 @@ impl RenderSettings {
 }
 
 /// A row-major z-depth image (camera-frame Z of the surface seen at each pixel centre);
-/// 0 where the ray escapes to the background.
+/// 0 where the ray escapes to the background. Its shape and values are read through the
+/// [`Grid`] it dereferences to, except [`DepthImage::get`], which also hides the background.
 #[derive(Clone, Debug, PartialEq)]
-pub struct DepthImage {
-    width: u32,
-    height: u32,
-    data: Vec<f32>,
-}
+pub struct DepthImage(Grid<f32>);
 
 impl DepthImage {
     /// A depth image from its values (finite, ≥ 0; 0 means no surface).
     pub fn new(width: u32, height: u32, data: Vec<f32>) -> Result<Self> {
-        let expected = width as usize * height as usize;
-        if data.len() != expected || expected == 0 {
-            return Err(WorldError::SizeMismatch {
-                field: "depth".into(),
-                expected,
-                found: data.len(),
-            });
-        }
-        if let Some((index, value)) = data
+        let found = data.len();
+        let grid = Grid::new(width, height, data).map_err(|_| WorldError::SizeMismatch {
+            field: "depth".into(),
+            expected: width as usize * height as usize,
+            found,
+        })?;
+        if let Some((index, value)) = grid
+            .data()
             .iter()
             .enumerate()
             .find(|(_, d)| !d.is_finite() || **d < 0.0)
@@ -96,44 +95,29 @@ impl DepthImage {
                 "must be finite and >= 0",
             ));
         }
-        Ok(Self {
-            width,
-            height,
-            data,
-        })
-    }
-
-    /// Columns.
-    pub fn width(&self) -> u32 {
-        self.width
-    }
-
-    /// Rows.
-    pub fn height(&self) -> u32 {
-        self.height
-    }
-
-    /// The values, row-major.
-    pub fn data(&self) -> &[f32] {
-        &self.data
+        Ok(Self(grid))
     }
 
     /// The depth at pixel (column `i`, row `j`), `None` for background or outside the image.
     pub fn get(&self, i: u32, j: u32) -> Option<f32> {
-        if i >= self.width || j >= self.height {
-            return None;
-        }
-        let d = self.data[(j * self.width + i) as usize];
-        (d > 0.0).then_some(d)
+        self.0.get(i, j).copied().filter(|&d| d > 0.0)
     }
 
     /// The values with background pixels set to `far` (for consumers that need a surface
     /// everywhere, such as a feature mesh).
     pub fn filled(&self, far: f32) -> Vec<f32> {
-        self.data
+        self.data()
             .iter()
             .map(|&d| if d > 0.0 { d } else { far })
             .collect()
+    }
+}
+
+impl Deref for DepthImage {
+    type Target = Grid<f32>;
+
+    fn deref(&self) -> &Grid<f32> {
+        &self.0
     }
 }
 
