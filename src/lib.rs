@@ -7,6 +7,7 @@
 //!
 //! The crate is layered; each layer depends only on the ones below it:
 //! - [`grid`]: the row-major 2-D value grid under every per-pixel map (depth, inverse depth).
+//! - [`ron_file`]: reading and parsing the RON files users write, with errors naming the file.
 //! - [`camera`]: one camera model and every convention conversion (Bevy, OpenCV, OpenGL,
 //!   PyTorch3D, COLMAP).
 //! - [`model`]: the networks (UNet + motion modules, CLIP, VAE) in candle.
@@ -34,6 +35,7 @@ pub mod mvcustom;
 pub mod plugin;
 pub mod pretrain;
 pub mod render;
+pub mod ron_file;
 pub mod train;
 pub mod world;
 

@@ -22,41 +22,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::camera::{PinholeCamera, colmap};
+use crate::ron_file::{self, RonFileError};
 
-/// Why a subject could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum SubjectError {
-    /// A file could not be read.
-    #[error("cannot read {path}: {reason}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The RON definition is malformed.
-    #[error("{path}:{line}:{column}: {message}")]
-    Parse {
-        /// The definition file.
-        path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What the parser said.
-        message: String,
-    },
-    /// A field of the definition holds an unusable value.
-    #[error("{path}: `{field}` {reason}")]
-    Invalid {
-        /// The definition file.
-        path: PathBuf,
-        /// The field at fault.
-        field: String,
-        /// What is wrong.
-        reason: String,
-    },
-}
+/// Why a subject could not be loaded: its definition or a file it names could not be read,
+/// parsed or used (the error of every RON file the crate reads).
+pub type SubjectError = RonFileError;
 
 /// One reference view as written in the definition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,22 +89,13 @@ pub struct Subject {
 impl SubjectDefinition {
     /// Parses a definition's text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, SubjectError> {
-        let definition: Self = ron::from_str(text).map_err(|e| SubjectError::Parse {
-            path: path.to_path_buf(),
-            line: e.span.start.line,
-            column: e.span.start.col,
-            message: e.code.to_string(),
-        })?;
+        let definition: Self = ron_file::parse(text, path)?;
         definition.validate(path)?;
         Ok(definition)
     }
 
     fn validate(&self, path: &Path) -> Result<(), SubjectError> {
-        let invalid = |field: &str, reason: String| SubjectError::Invalid {
-            path: path.to_path_buf(),
-            field: field.to_string(),
-            reason,
-        };
+        let invalid = |field: &str, reason: String| SubjectError::invalid(path, field, reason);
         let token_ok = self.token.len() > 2
             && self.token.starts_with('<')
             && self.token.ends_with('>')
@@ -158,13 +119,6 @@ impl SubjectDefinition {
     }
 }
 
-fn read_error(path: &Path, e: impl std::fmt::Display) -> SubjectError {
-    SubjectError::Read {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
-}
-
 /// The views of the COLMAP text model in `folder` named by the definition at `path`, its two
 /// files read through `read`.
 fn read_colmap(
@@ -175,16 +129,13 @@ fn read_colmap(
     let mut text = |name: &str| -> Result<(String, String), SubjectError> {
         let file = folder.join(name);
         let bytes = read(&file)?;
-        let text = String::from_utf8(bytes).map_err(|e| read_error(&file, e))?;
+        let text = ron_file::utf8(bytes, &file)?;
         Ok((text, file.display().to_string()))
     };
     let (cameras_text, cameras_file) = text("cameras.txt")?;
     let (images_text, images_file) = text("images.txt")?;
-    let colmap_error = |e: crate::camera::CameraError| SubjectError::Invalid {
-        path: path.to_path_buf(),
-        field: "colmap".into(),
-        reason: e.to_string(),
-    };
+    let colmap_error =
+        |e: crate::camera::CameraError| SubjectError::invalid(path, "colmap", e.to_string());
     let cameras = colmap::parse_cameras(&cameras_text, &cameras_file).map_err(colmap_error)?;
     colmap::parse_images(&images_text, &images_file, &cameras).map_err(colmap_error)
 }
@@ -224,7 +175,7 @@ fn definition_folder(path: &Path) -> &Path {
 impl Subject {
     /// Loads a subject definition file with its images, masks and cameras.
     pub fn load(path: &Path) -> Result<Self, SubjectError> {
-        let text = std::fs::read_to_string(path).map_err(|e| read_error(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| SubjectError::read(path, e))?;
         let definition = SubjectDefinition::parse(&text, path)?;
         Self::from_definition(definition, path)
     }
@@ -236,7 +187,7 @@ impl Subject {
         path: &Path,
     ) -> Result<Self, SubjectError> {
         Self::from_definition_with(definition, path, &mut |file| {
-            std::fs::read(file).map_err(|e| read_error(file, e))
+            std::fs::read(file).map_err(|e| SubjectError::read(file, e))
         })
     }
 
@@ -250,18 +201,14 @@ impl Subject {
         read: &mut dyn FnMut(&Path) -> Result<Vec<u8>, SubjectError>,
     ) -> Result<Self, SubjectError> {
         let base = definition_folder(path);
-        let invalid = |field: String, reason: String| SubjectError::Invalid {
-            path: path.to_path_buf(),
-            field,
-            reason,
-        };
+        let invalid = |field: String, reason: String| SubjectError::invalid(path, field, reason);
         let colmap_views = match &definition.colmap {
             Some(folder) => read_colmap(path, &base.join(folder), read)?,
             None => Vec::new(),
         };
         let mut read_image = |file: &Path| -> Result<image::DynamicImage, SubjectError> {
             let bytes = read(file)?;
-            image::load_from_memory(&bytes).map_err(|e| read_error(file, e))
+            image::load_from_memory(&bytes).map_err(|e| SubjectError::read(file, e))
         };
         let mut references = Vec::with_capacity(definition.references.len());
         for (index, entry) in definition.references.iter().enumerate() {

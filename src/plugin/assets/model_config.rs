@@ -18,45 +18,16 @@ use bevy::asset::{Asset, AssetLoader, AssetPath, LoadContext};
 use bevy::reflect::TypePath;
 use serde::{Deserialize, Serialize};
 
+use super::read_text;
 use crate::plugin::settings::{Compute, ShotDefaults};
+use crate::ron_file::{self, RonFileError};
 
 /// The file extension the [`ModelConfigLoader`] claims.
 pub const MODEL_CONFIG_EXTENSION: &str = "model.ron";
 
-/// Why a model configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {reason}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The RON is malformed.
-    #[error("{path}:{line}:{column}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What the parser said.
-        message: String,
-    },
-    /// A field holds an unusable value.
-    #[error("{path}: `{field}` {reason}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// The field at fault.
-        field: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-}
+/// Why a model configuration could not be loaded: it could not be read, parsed or used (the
+/// error of every RON file the crate reads).
+pub type ModelConfigError = RonFileError;
 
 /// A model configuration as written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,22 +47,13 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Parses a configuration's text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ModelConfigError> {
-        let config: Self = ron::from_str(text).map_err(|e| ModelConfigError::Parse {
-            path: path.to_path_buf(),
-            line: e.span.start.line,
-            column: e.span.start.col,
-            message: e.code.to_string(),
-        })?;
+        let config: Self = ron_file::parse(text, path)?;
         config.validate(path)?;
         Ok(config)
     }
 
     fn validate(&self, path: &Path) -> Result<(), ModelConfigError> {
-        let invalid = |field, reason: String| ModelConfigError::Invalid {
-            path: path.to_path_buf(),
-            field,
-            reason,
-        };
+        let invalid = |field: &str, reason: String| ModelConfigError::invalid(path, field, reason);
         if self.folder.as_os_str().is_empty() {
             return Err(invalid("folder", "must name the model folder".into()));
         }
@@ -163,16 +125,7 @@ impl AssetLoader for ModelConfigLoader {
         load_context: &mut LoadContext<'_>,
     ) -> Result<ModelConfigAsset, ModelConfigError> {
         let path = load_context.path().clone_owned();
-        let read_error = |reason: String| ModelConfigError::Read {
-            path: path.path().to_path_buf(),
-            reason,
-        };
-        let mut bytes = Vec::new();
-        reader
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| read_error(e.to_string()))?;
-        let text = String::from_utf8(bytes).map_err(|e| read_error(e.to_string()))?;
+        let text = read_text(reader, path.path()).await?;
         let config = ModelConfig::parse(&text, path.path())?;
         Ok(ModelConfigAsset { path, config })
     }

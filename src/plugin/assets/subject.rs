@@ -20,6 +20,7 @@ use bevy::prelude::Res;
 use bevy::reflect::TypePath;
 use candle_core::{Device, Tensor};
 
+use super::read_text;
 use crate::mvcustom::{Subject, SubjectDefinition, SubjectError};
 
 /// The file extension the [`SubjectLoader`] claims.
@@ -39,9 +40,9 @@ impl SubjectWeightsData {
     /// Reads a safetensors file's bytes; `path` names it in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, SubjectError> {
         let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
-            .map_err(|e| read_error(path, e))?;
-        let (_, header) =
-            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| read_error(path, e))?;
+            .map_err(|e| SubjectError::read(path, e))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| SubjectError::read(path, e))?;
         Ok(Self {
             tensors,
             metadata: header.metadata().clone().unwrap_or_default(),
@@ -122,12 +123,7 @@ impl AssetLoader for SubjectLoader {
     ) -> Result<SubjectAsset, SubjectError> {
         let asset_path = load_context.path().clone_owned();
         let path = asset_path.path().to_path_buf();
-        let mut bytes = Vec::new();
-        reader
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| read_error(&path, e))?;
-        let text = String::from_utf8(bytes).map_err(|e| read_error(&path, e))?;
+        let text = read_text(reader, &path).await?;
         let definition = SubjectDefinition::parse(&text, &path)?;
         let folder = path.parent().unwrap_or(Path::new(""));
         let mut files = HashMap::new();
@@ -135,7 +131,7 @@ impl AssetLoader for SubjectLoader {
             let bytes = load_context
                 .read_asset_bytes(sibling(&asset_path, &file))
                 .await
-                .map_err(|e| read_error(&file, e))?;
+                .map_err(|e| SubjectError::read(&file, e))?;
             files.insert(file, bytes);
         }
         let weights_path = definition.weights_path(&path);
@@ -148,11 +144,11 @@ impl AssetLoader for SubjectLoader {
                 &weights_path,
             )?)),
             Err(ReadAssetBytesError::AssetReaderError(AssetReaderError::NotFound(_))) => None,
-            Err(e) => return Err(read_error(&weights_path, e)),
+            Err(e) => return Err(SubjectError::read(&weights_path, e)),
         };
         let subject = Subject::from_definition_with(definition, &path, &mut |file| {
             files.get(file).cloned().ok_or_else(|| {
-                read_error(file, "not among the files the definition names (not read)")
+                SubjectError::read(file, "not among the files the definition names (not read)")
             })
         })?;
         Ok(SubjectAsset {
@@ -263,12 +259,4 @@ pub(crate) fn handle_name(handle: &Handle<SubjectAsset>) -> String {
 /// The asset path of `file` (a path relative to the source's root) in the source of `of`.
 fn sibling(of: &AssetPath<'static>, file: &Path) -> AssetPath<'static> {
     AssetPath::from_path_buf(PathBuf::from(file)).with_source(of.source().clone_owned())
-}
-
-/// A read failure of `path`.
-fn read_error(path: &Path, e: impl std::fmt::Display) -> SubjectError {
-    SubjectError::Read {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
 }
