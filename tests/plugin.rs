@@ -9,14 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use approx::assert_relative_eq;
-use bevy::asset::AssetPlugin;
 use bevy::camera::{
     Camera, OrthographicProjection, PerspectiveProjection, Projection, ScalingMode, Viewport,
 };
-use bevy::image::ImagePlugin;
 use bevy::math::{UVec2, Vec3, Vec4};
 use bevy::prelude::*;
-use bevy::transform::TransformPlugin;
 use bevy_mvcustom::camera::PinholeCamera;
 use bevy_mvcustom::camera::bevy::from_bevy;
 use bevy_mvcustom::diffusion::CancelToken;
@@ -25,70 +22,17 @@ use bevy_mvcustom::mvcustom::{
     GeneratedViews, GenerationEvent, GenerationRequest, MvError, MvPipeline, Stage, StageTiming,
 };
 use bevy_mvcustom::plugin::{
-    GenerationTask, GenerationWorkers, ModelLoadFailed, MvCustomModel, ViewGenerator, to_rgba_image,
+    GenerationTask, GenerationWorkers, MvCustomModel, ViewGenerator, to_rgba_image,
 };
 use bevy_mvcustom::prelude::*;
 
 mod common;
+
+use common::bevy_app::{
+    Reports, assert_mentions, failure, headless_app, state, update_until, update_until_idle,
+    views_only,
+};
 use common::tiny_model;
-
-/// How long any test waits for a generation before failing.
-const TIME_LIMIT: Duration = Duration::from_secs(60);
-
-fn headless_app(plugin: MvCustomPlugin) -> App {
-    let mut app = App::new();
-    app.add_plugins((
-        MinimalPlugins,
-        AssetPlugin::default(),
-        ImagePlugin::default(),
-        TransformPlugin,
-        plugin,
-    ));
-    app.init_resource::<Reports>();
-    app.add_observer(|e: On<ShotFinished>, mut r: ResMut<Reports>| {
-        r.finished.push(e.event().clone())
-    });
-    app.add_observer(|e: On<ShotFailed>, mut r: ResMut<Reports>| {
-        r.failed.push((e.shot, e.error.clone()))
-    });
-    app.add_observer(|e: On<ShotCancelled>, mut r: ResMut<Reports>| r.cancelled.push(e.shot));
-    app.add_observer(|e: On<ModelLoadFailed>, mut r: ResMut<Reports>| {
-        r.load_failed.push(e.error.clone())
-    });
-    app.finish();
-    app.cleanup();
-    app
-}
-
-/// The end-of-generation events seen by the app.
-#[derive(Resource, Default)]
-struct Reports {
-    finished: Vec<ShotFinished>,
-    failed: Vec<(Entity, String)>,
-    cancelled: Vec<Entity>,
-    load_failed: Vec<String>,
-}
-
-/// Updates the app until `done` holds, panicking after [`TIME_LIMIT`].
-fn update_until(app: &mut App, what: &str, mut done: impl FnMut(&mut World) -> bool) {
-    let start = Instant::now();
-    loop {
-        app.update();
-        if done(app.world_mut()) {
-            return;
-        }
-        assert!(start.elapsed() < TIME_LIMIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn state(world: &World, camera: Entity) -> GenerationState {
-    world
-        .get::<MvCustomStatus>(camera)
-        .expect("camera has a status")
-        .state()
-        .clone()
-}
 
 fn is_running(world: &World, shot: Entity) -> bool {
     world.get::<GenerationTask>(shot).is_some()
@@ -149,12 +93,7 @@ impl ViewGenerator for Recorder {
     ) -> bevy_mvcustom::mvcustom::Result<GeneratedViews> {
         self.requests.lock().unwrap().push(request.clone());
         events(GenerationEvent::StageStarted(Stage::Denoising));
-        Ok(GeneratedViews {
-            images: flat_views(request, 200),
-            timings: vec![],
-            anchor_depth: None,
-            notices: Vec::new(),
-        })
+        Ok(views_only(flat_views(request, 200)))
     }
 }
 
@@ -180,12 +119,7 @@ impl ViewGenerator for Slow {
                 total: 10_000,
             });
         }
-        Ok(GeneratedViews {
-            images: flat_views(request, 1),
-            timings: vec![],
-            anchor_depth: None,
-            notices: Vec::new(),
-        })
+        Ok(views_only(flat_views(request, 1)))
     }
 }
 
@@ -215,13 +149,11 @@ impl ViewGenerator for Gated {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(GeneratedViews {
-            images: flat_views(request, 250),
             timings: vec![StageTiming {
                 stage: "denoising".into(),
                 seconds: 0.0,
             }],
-            anchor_depth: None,
-            notices: Vec::new(),
+            ..views_only(flat_views(request, 250))
         })
     }
 }
@@ -557,9 +489,7 @@ fn cancelling_a_real_generation_stops_and_frees_its_worker() {
         assert_eq!(state(app.world(), camera), GenerationState::Cancelled);
     }
     assert_eq!(app.world().resource::<Reports>().cancelled, vec![shot]);
-    update_until(&mut app, "the worker to stop", |w| {
-        w.resource::<GenerationWorkers>().busy() == 0
-    });
+    update_until_idle(&mut app, "the worker to stop");
     // The worker stopped at its next step, long before the rest of the run.
     assert!(
         cancelled_at.elapsed() < rest / 4,
@@ -587,19 +517,23 @@ fn slow_app_with_running_shot() -> (App, Entity, Vec<Entity>) {
     (app, shot, cameras)
 }
 
+/// Asserts that the slow `shot` was cancelled (`cameras` read cancelled, one cancellation
+/// reported) and waits for its worker to stop.
+fn assert_cancelled(app: &mut App, shot: Entity, cameras: &[Entity]) {
+    for &camera in cameras {
+        assert_eq!(state(app.world(), camera), GenerationState::Cancelled);
+    }
+    assert_eq!(app.world().resource::<Reports>().cancelled, vec![shot]);
+    update_until_idle(app, "the worker to stop");
+}
+
 #[test]
 fn despawning_a_camera_cancels_its_shot() {
     let (mut app, shot, cameras) = slow_app_with_running_shot();
     app.world_mut().despawn(cameras[1]);
     app.update();
     assert!(!is_running(app.world(), shot));
-    for camera in [cameras[0], cameras[2]] {
-        assert_eq!(state(app.world(), camera), GenerationState::Cancelled);
-    }
-    assert_eq!(app.world().resource::<Reports>().cancelled, vec![shot]);
-    update_until(&mut app, "the worker to stop", |w| {
-        w.resource::<GenerationWorkers>().busy() == 0
-    });
+    assert_cancelled(&mut app, shot, &[cameras[0], cameras[2]]);
 }
 
 #[test]
@@ -609,12 +543,8 @@ fn despawning_the_shot_cancels_it_and_keeps_the_cameras() {
     app.update();
     for &camera in &cameras {
         assert!(app.world().get::<MvCustom>(camera).is_none());
-        assert_eq!(state(app.world(), camera), GenerationState::Cancelled);
     }
-    assert_eq!(app.world().resource::<Reports>().cancelled, vec![shot]);
-    update_until(&mut app, "the worker to stop", |w| {
-        w.resource::<GenerationWorkers>().busy() == 0
-    });
+    assert_cancelled(&mut app, shot, &cameras);
 }
 
 #[test]
@@ -631,9 +561,7 @@ fn a_new_request_replaces_the_running_generation() {
     });
     assert!(app.world().resource::<Reports>().cancelled.is_empty());
     app.world_mut().trigger(CancelShot { shot });
-    update_until(&mut app, "no worker", |w| {
-        w.resource::<GenerationWorkers>().busy() == 0
-    });
+    update_until_idle(&mut app, "no worker");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -710,17 +638,13 @@ fn bad_shots_fail_with_an_event() {
     }
     app.update();
     let failed = &app.world().resource::<Reports>().failed;
-    let error_of = |shot| {
-        failed
-            .iter()
-            .find(|(s, _)| *s == shot)
-            .map(|(_, e)| e.clone())
-            .unwrap_or_else(|| panic!("no failure for {shot}: {failed:?}"))
-    };
-    assert!(error_of(not_a_shot).contains("no `MvCustomShot`"));
-    assert!(error_of(empty_shot).contains("has no cameras"));
-    assert!(error_of(anchored).contains(&format!("anchor {outsider} is not one of its cameras")));
-    assert!(error_of(no_projection).contains("has no `Projection`"));
+    assert_mentions(failure(failed, not_a_shot), "no `MvCustomShot`");
+    assert_mentions(failure(failed, empty_shot), "has no cameras");
+    assert_mentions(
+        failure(failed, anchored),
+        &format!("anchor {outsider} is not one of its cameras"),
+    );
+    assert_mentions(failure(failed, no_projection), "has no `Projection`");
     assert!(matches!(
         state(app.world(), cameras[0]),
         GenerationState::Failed(_)
@@ -859,17 +783,8 @@ fn composing_without_a_box_or_a_renderer_fails_the_shot() {
         world.resource::<Reports>().failed.len() == 2
     });
     let failed = &app.world().resource::<Reports>().failed;
-    let error = |shot| &failed.iter().find(|(s, _)| *s == shot).unwrap().1;
-    assert!(
-        error(no_box).contains("has no bounding box"),
-        "{}",
-        error(no_box)
-    );
-    assert!(
-        error(no_renderer).contains("this app does not render"),
-        "{}",
-        error(no_renderer)
-    );
+    assert_mentions(failure(failed, no_box), "has no bounding box");
+    assert_mentions(failure(failed, no_renderer), "this app does not render");
     assert!(matches!(
         state(app.world(), cameras[0]),
         GenerationState::Failed(_)

@@ -8,13 +8,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bevy::asset::{AssetPlugin, AssetServer};
 use bevy::camera::{Camera, PerspectiveProjection, Projection};
-use bevy::image::ImagePlugin;
 use bevy::prelude::*;
-use bevy::transform::TransformPlugin;
 use bevy_mvcustom::camera::{ImageSize, Intrinsics, PinholeCamera, look_at};
 use bevy_mvcustom::diffusion::CancelToken;
 use bevy_mvcustom::model::pose::{PoseConfig, SamplingConfig};
@@ -32,12 +30,14 @@ use bevy_mvcustom::train::AdamWConfig;
 use candle_core::{Device, Tensor};
 
 mod common;
-use common::Scratch;
 
-/// How long any test waits for something before failing.
-const TIME_LIMIT: Duration = Duration::from_secs(30);
+use common::bevy_app::{
+    Reports, assert_mentions, failure, headless_app_with, state, update_until, update_until_idle,
+    views_only,
+};
+use common::{Scratch, tiny_model};
 
-/// A scratch folder (removed when dropped) with an empty `robot/images` folder.
+/// A scratch folder with the subject's `robot/images` folder.
 fn scratch(name: &str) -> Scratch {
     let dir = common::scratch(name);
     std::fs::create_dir_all(dir.join("robot/images")).unwrap();
@@ -135,20 +135,13 @@ impl ViewGenerator for Recorder {
             .iter()
             .map(|_| image::RgbaImage::new(request.width, request.height))
             .collect();
-        Ok(GeneratedViews {
-            images,
-            timings: vec![],
-            anchor_depth: None,
-            notices: vec![],
-        })
+        Ok(views_only(images))
     }
 }
 
-/// The end-of-run events and subject asset events seen by the app.
+/// The subject asset and training events seen by the app (shot events are in [`Reports`]).
 #[derive(Resource, Default)]
-struct Reports {
-    finished: Vec<Entity>,
-    failed: Vec<(Entity, String)>,
+struct AssetReports {
     modified: Vec<AssetId<SubjectAsset>>,
     trained: Vec<TrainingFinished>,
     training_failed: Vec<(Entity, String)>,
@@ -157,7 +150,7 @@ struct Reports {
 
 fn record_asset_events(
     mut events: MessageReader<AssetEvent<SubjectAsset>>,
-    mut reports: ResMut<Reports>,
+    mut reports: ResMut<AssetReports>,
 ) {
     for event in events.read() {
         if let AssetEvent::Modified { id } = event {
@@ -173,49 +166,24 @@ fn app(root: &Path, generator: Arc<dyn ViewGenerator>) -> App {
 
 /// A headless app with `plugin`, whose assets live in `root`, watched for changes.
 fn app_with(root: &Path, plugin: MvCustomPlugin) -> App {
-    let mut app = App::new();
-    app.add_plugins((
-        MinimalPlugins,
-        AssetPlugin {
-            file_path: root.display().to_string(),
-            watch_for_changes_override: Some(true),
-            ..default()
-        },
-        ImagePlugin::default(),
-        TransformPlugin,
-        plugin.with_size(16, 16),
-    ));
-    app.init_resource::<Reports>()
-        .add_systems(Update, record_asset_events)
-        .add_observer(|e: On<ShotFinished>, mut r: ResMut<Reports>| r.finished.push(e.shot))
-        .add_observer(|e: On<ShotFailed>, mut r: ResMut<Reports>| {
-            r.failed.push((e.shot, e.error.clone()))
-        })
-        .add_observer(|e: On<TrainingFinished>, mut r: ResMut<Reports>| {
-            r.trained.push(e.event().clone())
-        })
-        .add_observer(|e: On<TrainingFailed>, mut r: ResMut<Reports>| {
-            r.training_failed.push((e.entity, e.error.clone()))
-        })
-        .add_observer(|e: On<TrainingCancelled>, mut r: ResMut<Reports>| {
-            r.training_cancelled.push(e.entity)
-        });
-    app.finish();
-    app.cleanup();
-    app
-}
-
-/// Updates the app until `done` holds, panicking after [`TIME_LIMIT`].
-fn update_until(app: &mut App, what: &str, mut done: impl FnMut(&mut World) -> bool) {
-    let start = Instant::now();
-    loop {
-        app.update();
-        if done(app.world_mut()) {
-            return;
-        }
-        assert!(start.elapsed() < TIME_LIMIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let assets = AssetPlugin {
+        file_path: root.display().to_string(),
+        watch_for_changes_override: Some(true),
+        ..default()
+    };
+    headless_app_with(assets, plugin.with_size(16, 16), |app| {
+        app.init_resource::<AssetReports>()
+            .add_systems(Update, record_asset_events)
+            .add_observer(|e: On<TrainingFinished>, mut r: ResMut<AssetReports>| {
+                r.trained.push(e.event().clone())
+            })
+            .add_observer(|e: On<TrainingFailed>, mut r: ResMut<AssetReports>| {
+                r.training_failed.push((e.entity, e.error.clone()))
+            })
+            .add_observer(|e: On<TrainingCancelled>, mut r: ResMut<AssetReports>| {
+                r.training_cancelled.push(e.entity)
+            });
+    })
 }
 
 fn load(app: &mut App, path: &str) -> Handle<SubjectAsset> {
@@ -248,10 +216,6 @@ fn spawn_shot(world: &mut World, subject: Handle<SubjectAsset>) -> (Entity, Vec<
         .collect();
     world.trigger(GenerateShot { shot });
     (shot, cameras)
-}
-
-fn state(world: &World, camera: Entity) -> GenerationState {
-    world.get::<MvCustomStatus>(camera).unwrap().state().clone()
 }
 
 #[test]
@@ -301,12 +265,18 @@ fn a_subject_loads_with_its_files_and_hot_reloads_when_edited() {
     )
     .unwrap();
     update_until(&mut app, "the edited subject to reload", |world| {
-        world.resource::<Reports>().modified.contains(&handle.id())
+        world
+            .resource::<AssetReports>()
+            .modified
+            .contains(&handle.id())
     });
     let reloaded = subject(app.world(), &handle).unwrap();
     assert_eq!(reloaded.subject().class_word, "tin robot");
     // Rewriting the weights file (as training does) reloads the subject too.
-    app.world_mut().resource_mut::<Reports>().modified.clear();
+    app.world_mut()
+        .resource_mut::<AssetReports>()
+        .modified
+        .clear();
     write_subject(
         &dir.0,
         &definition("<robot>", "tin robot"),
@@ -333,7 +303,7 @@ fn a_shot_waits_for_its_subject_and_generates_with_it() {
     // Queued while the subject loads (the trigger ran before the first update's load).
     assert_eq!(state(app.world(), cameras[0]), GenerationState::Queued);
     update_until(&mut app, "the shot to finish", |world| {
-        world.resource::<Reports>().finished.contains(&shot)
+        world.resource::<Reports>().has_finished(shot)
     });
     assert_eq!(state(app.world(), cameras[1]), GenerationState::Done);
     assert_eq!(
@@ -407,16 +377,11 @@ fn bad_or_untrained_subjects_fail_their_shots_and_the_app_keeps_running() {
         world.resource::<Reports>().failed.len() == cases.len()
     });
     for (shot, cameras, expected) in &shots {
-        let reports = app.world().resource::<Reports>();
-        let (_, error) = reports
-            .failed
-            .iter()
-            .find(|(failed, _)| failed == shot)
-            .expect("the shot failed");
-        assert!(error.contains(expected), "`{error}` lacks `{expected}`");
+        let error = failure(&app.world().resource::<Reports>().failed, *shot);
+        assert_mentions(error, expected);
         assert_eq!(
             state(app.world(), cameras[0]),
-            GenerationState::Failed(error.clone())
+            GenerationState::Failed(error.to_owned())
         );
     }
     assert!(recorder.subjects.lock().unwrap().is_empty());
@@ -425,21 +390,12 @@ fn bad_or_untrained_subjects_fail_their_shots_and_the_app_keeps_running() {
     let good = load(&mut app, "robot/robot.subject.ron");
     let (shot, _) = spawn_shot(app.world_mut(), good);
     update_until(&mut app, "the good shot to finish", |world| {
-        world.resource::<Reports>().finished.contains(&shot)
+        world.resource::<Reports>().has_finished(shot)
     });
 }
 
 // ---------------------------------------------------------------------------------------
 // Training.
-
-fn tiny_model() -> PathBuf {
-    let root = std::env::var_os("MVCUSTOM_PARITY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/parity")
-        });
-    root.join("animatediff_pipeline_tiny")
-}
 
 /// A few quick steps at 16² on the tiny model (its pose blocks at levels 0 and 1).
 fn quick_settings(steps: usize) -> TrainSettings {
@@ -512,7 +468,7 @@ fn training_a_subject_streams_its_losses_then_writes_and_reloads_its_weights() {
     assert_eq!(steps, [(1, 3), (2, 3), (3, 3)]);
     assert_eq!(status.losses().len(), 3);
     assert!(status.losses().iter().all(|l| l.is_finite()));
-    let reports = app.world().resource::<Reports>();
+    let reports = app.world().resource::<AssetReports>();
     let weights = dir.0.join("robot/robot.subject.safetensors");
     assert_eq!(
         reports.trained,
@@ -626,7 +582,7 @@ fn trainings_cancel_on_request_or_despawn_and_failures_keep_the_app_running() {
     app.world_mut().trigger(CancelTraining { entity: a });
     app.update();
     assert_eq!(training(app.world(), a).state(), &TrainingState::Cancelled);
-    update_until(&mut app, "a's worker to stop", |world| busy(world) == 0);
+    update_until_idle(&mut app, "a's worker to stop");
 
     // On despawn.
     let b = app
@@ -639,8 +595,11 @@ fn trainings_cancel_on_request_or_despawn_and_failures_keep_the_app_running() {
         .train_subject(TrainSettings::default());
     update_until(&mut app, "b to run", |world| running(world, b));
     app.world_mut().despawn(b);
-    update_until(&mut app, "b's worker to stop", |world| busy(world) == 0);
-    assert_eq!(app.world().resource::<Reports>().training_cancelled, [a, b]);
+    update_until_idle(&mut app, "b's worker to stop");
+    assert_eq!(
+        app.world().resource::<AssetReports>().training_cancelled,
+        [a, b]
+    );
 
     // A panic, a bad subject and a non-subject fail; the app keeps running.
     let panics = load(&mut app, "robot/panic.subject.ron");
@@ -653,31 +612,12 @@ fn trainings_cancel_on_request_or_despawn_and_failures_keep_the_app_running() {
             .trigger(TrainSubject::new(entity, TrainSettings::default()));
     }
     update_until(&mut app, "the failures", |world| {
-        world.resource::<Reports>().training_failed.len() == 3
+        world.resource::<AssetReports>().training_failed.len() == 3
     });
-    let failed = &app.world().resource::<Reports>().training_failed;
-    let error = |entity| {
-        failed
-            .iter()
-            .find(|(failed, _)| *failed == entity)
-            .map(|(_, error)| error.as_str())
-            .unwrap()
-    };
-    assert!(
-        error(c).contains("training panicked: the trainer blew up"),
-        "{}",
-        error(c)
-    );
-    assert!(
-        error(d).contains("robot/missing.subject.ron"),
-        "{}",
-        error(d)
-    );
-    assert!(
-        error(e).contains("has no `MvCustomSubject`"),
-        "{}",
-        error(e)
-    );
+    let failed = &app.world().resource::<AssetReports>().training_failed;
+    assert_mentions(failure(failed, c), "training panicked: the trainer blew up");
+    assert_mentions(failure(failed, d), "robot/missing.subject.ron");
+    assert_mentions(failure(failed, e), "has no `MvCustomSubject`");
     assert!(matches!(
         training(app.world(), c).state(),
         TrainingState::Failed(_)

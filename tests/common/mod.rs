@@ -1,8 +1,11 @@
 //! Helpers shared by the integration tests: where the diffusers parity fixtures live, scratch
-//! folders that remove themselves, and running the `mvcustom` binary and checking its failures.
+//! folders that remove themselves, and running the `mvcustom` binary and checking its failures;
+//! [`bevy_app`] holds the headless Bevy apps of the plugin tests.
 //!
 //! Every test crate compiles this module and uses a different subset of it.
 #![allow(dead_code)]
+
+pub mod bevy_app;
 
 use std::ffi::OsStr;
 use std::ops::Deref;
