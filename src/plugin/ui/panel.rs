@@ -401,6 +401,24 @@ mod tests {
         (actions, shapes)
     }
 
+    /// Two passes without input: the first lays the window out, the second draws it settled;
+    /// returns the second's actions and shapes.
+    fn settled(
+        ctx: &egui::Context,
+        model: &mut PanelModel<'_>,
+    ) -> (PanelActions, Vec<egui::epaint::ClippedShape>) {
+        run(ctx, model, vec![]);
+        run(ctx, model, vec![])
+    }
+
+    /// The picker's list with the one shot `shot {id}`.
+    fn one_shot(id: u32) -> [ShotItem; 1] {
+        [ShotItem {
+            entity: Entity::from_raw_u32(id).unwrap(),
+            label: format!("shot {id}"),
+        }]
+    }
+
     /// Where the text `label` was painted.
     fn find_text(shapes: &[egui::epaint::ClippedShape], label: &str) -> Option<egui::Pos2> {
         shapes.iter().find_map(|clipped| match &clipped.shape {
@@ -459,10 +477,7 @@ mod tests {
     impl Borrowed {
         fn new() -> Self {
             Self {
-                shots: [ShotItem {
-                    entity: Entity::from_raw_u32(2).unwrap(),
-                    label: "shot 2".into(),
-                }],
+                shots: one_shot(2),
                 defaults: ShotDefaults::default(),
                 save_dir: "views".to_owned(),
                 train: TrainSettings::default(),
@@ -550,9 +565,7 @@ mod tests {
         let mut model = borrowed.model(&mut shot);
         model.views = &views;
         model.message = Some("saved 2 views");
-        // Two passes: the first lays the window out, the second draws it settled.
-        run(&ctx, &mut model, vec![]);
-        let (actions, shapes) = run(&ctx, &mut model, vec![]);
+        let (actions, shapes) = settled(&ctx, &mut model);
         assert_eq!(actions, PanelActions::default());
         for text in [
             "Generate",
@@ -582,8 +595,7 @@ mod tests {
             let views = views(states);
             let mut model = borrowed.model(&mut shot);
             model.views = &views;
-            run(&ctx, &mut model, vec![]);
-            let (_, shapes) = run(&ctx, &mut model, vec![]);
+            let (_, shapes) = settled(&ctx, &mut model);
             click(&ctx, &mut model, &shapes, label)
         };
         let idle = vec![GenerationState::Idle, GenerationState::Idle];
@@ -623,11 +635,9 @@ mod tests {
         let mut borrowed = Borrowed::new();
         {
             let mut model = borrowed.model(&mut shot);
-            run(&ctx, &mut model, vec![]);
-            let (_, shapes) = run(&ctx, &mut model, vec![]);
+            let (_, shapes) = settled(&ctx, &mut model);
             click(&ctx, &mut model, &shapes, "Techniques");
-            run(&ctx, &mut model, vec![]);
-            let (_, shapes) = run(&ctx, &mut model, vec![]);
+            let (_, shapes) = settled(&ctx, &mut model);
             click(
                 &ctx,
                 &mut model,
@@ -648,8 +658,7 @@ mod tests {
         let shot_entity = borrowed.shots[0].entity;
         let mut model = borrowed.model(&mut shot);
         let toggle = |model: &mut PanelModel<'_>| {
-            run(&ctx, model, vec![]);
-            let (_, shapes) = run(&ctx, model, vec![]);
+            let (_, shapes) = settled(&ctx, model);
             click(&ctx, model, &shapes, "compose into the scene");
         };
         toggle(&mut model);
@@ -665,8 +674,7 @@ mod tests {
         assert!(find_text(&shapes, "compose into the scene").is_some());
         let mut plain = MvCustomShot::new("a teddy bear");
         model.selected = Some((shot_entity, &mut plain));
-        run(&ctx, &mut model, vec![]);
-        let (_, shapes) = run(&ctx, &mut model, vec![]);
+        let (_, shapes) = settled(&ctx, &mut model);
         assert!(find_text(&shapes, "compose into the scene").is_none());
     }
 
@@ -687,8 +695,7 @@ mod tests {
             let subjects = [item];
             let mut model = borrowed.model(&mut shot);
             model.subjects = &subjects;
-            run(&ctx, &mut model, vec![]);
-            let (_, shapes) = run(&ctx, &mut model, vec![]);
+            let (_, shapes) = settled(&ctx, &mut model);
             (click(&ctx, &mut model, &shapes, label), shapes)
         };
         let (actions, shapes) = panel(item(TrainingState::Idle, vec![]), "Train");
