@@ -2,10 +2,13 @@
 //! fixture (`<crate>/../shared/fixtures/parity/animatediff_pipeline_tiny`, or under
 //! `MVCUSTOM_PARITY_DIR`) with no weights: the autoencoder trains from scratch for two steps,
 //! resumes to three and writes its measured scaling factor; then the text encoder, UNet and
-//! motion modules train on two-view procedural clips with high-noise timesteps. Loss logs,
-//! checkpoints and weights are checked, and bad settings fail naming their flag.
+//! motion modules train on two-view procedural clips with high-noise timesteps, keeping a
+//! moving average of their weights. Loss logs, checkpoints and weights are checked, and bad
+//! settings fail naming their flag.
 
 use std::path::Path;
+
+use candle_core::{Device, Tensor};
 
 mod common;
 use common::{assert_fails, mvcustom, path, scratch, stderr, tiny_model};
@@ -130,6 +133,8 @@ fn both_stages_train_from_scratch_resume_and_write_their_weights() {
         "1",
         "--timesteps",
         "high-noise",
+        "--ema-decay",
+        "0.9",
         "--quiet",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -146,6 +151,30 @@ fn both_stages_train_from_scratch_resume_and_write_their_weights() {
     ] {
         assert!(model.join(weights).is_file(), "{weights} not written");
     }
+    // The model folder holds the moving average the checkpoint resumes from, not the last
+    // step's weights.
+    let checkpoint =
+        candle_core::safetensors::load(work.join("denoiser.checkpoint.safetensors"), &Device::Cpu)
+            .unwrap();
+    let unet = candle_core::safetensors::load(
+        model.join("unet/diffusion_pytorch_model.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let name = "conv_in.weight";
+    let published = &unet[name];
+    let distance = |other: &Tensor| {
+        (published - other)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert_eq!(distance(&checkpoint[&format!("ema/unet/{name}")]), 0.0);
+    assert!(distance(&checkpoint[&format!("unet/{name}")]) > 0.0);
 }
 
 #[test]
@@ -186,6 +215,7 @@ fn bad_settings_name_their_flag() {
         &["--timesteps"],
     );
     assert_fails(&base("vae", &["--crop", "48"]), 2, &["--crop"]);
+    assert_fails(&base("vae", &["--ema-decay", "1.5"]), 2, &["--ema-decay"]);
     let missing = dir.join("no-model");
     let mut args = base("vae", &[]);
     args[3] = path(&missing).to_string();

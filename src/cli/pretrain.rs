@@ -74,6 +74,11 @@ pub struct RunArgs {
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
+    /// Keep a moving average of the weights with this decay (e.g. 0.999) and write it into
+    /// the model folder instead of the last step's weights (diffusion samples are better from
+    /// it).
+    #[arg(long)]
+    pub ema_decay: Option<f64>,
 }
 
 /// Arguments of `mvcustom pretrain vae`.
@@ -141,6 +146,7 @@ impl RunArgs {
             warmup_steps: self.warmup as usize,
             seed: self.seed,
             save_every: self.save_every as usize,
+            ema_decay: self.ema_decay,
         }
     }
 }
@@ -195,6 +201,7 @@ fn pretrain_error(error: PretrainError, model_flag: &'static str) -> CliError {
                 "crop" => "--crop",
                 "caption_dropout" => "--caption-dropout",
                 "views" => "--views",
+                "ema_decay" => "--ema-decay",
                 _ => model_flag,
             };
             CliError::Rejected { flag, reason }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{PretrainError, Result};
 use crate::diffusion::CancelToken;
 use crate::train::{
-    AdamW, AdamWConfig, initialise_for_training, load_tensors, named_vars, parameter_count,
+    AdamW, AdamWConfig, Ema, initialise_for_training, load_tensors, named_vars, parameter_count,
     save_tensors_atomic,
 };
 
@@ -37,6 +37,9 @@ pub struct RunSettings {
     pub seed: u64,
     /// Write a checkpoint and the model weights every this many steps (0: only at the end).
     pub save_every: usize,
+    /// Keep a moving average of the weights with this decay and write it (not the last
+    /// step's weights) into the model folder; `None` writes the last step's weights.
+    pub ema_decay: Option<f64>,
 }
 
 impl RunSettings {
@@ -44,6 +47,14 @@ impl RunSettings {
     pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
             return Err(PretrainError::setting("batch_size", "must be at least 1"));
+        }
+        if let Some(decay) = self.ema_decay
+            && !(decay > 0.0 && decay < 1.0)
+        {
+            return Err(PretrainError::setting(
+                "ema_decay",
+                format!("{decay} is not strictly between 0 and 1"),
+            ));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(PretrainError::setting(
@@ -136,13 +147,16 @@ impl TrainedComponent {
 pub(crate) struct Trainer {
     components: Vec<TrainedComponent>,
     optimiser: AdamW,
+    /// The weights' moving average, when the run keeps one.
+    ema: Option<Ema>,
     checkpoint: PathBuf,
     model_dir: PathBuf,
 }
 
 impl Trainer {
     /// Initialises `components` from scratch (seeded), or restores them and the optimiser
-    /// from the checkpoint `<work_dir>/<name>.checkpoint.safetensors` when it exists.
+    /// from the checkpoint `<work_dir>/<name>.checkpoint.safetensors` when it exists (with the
+    /// moving average; one resumed from a checkpoint without it starts at the weights).
     pub fn new(
         name: &str,
         components: Vec<TrainedComponent>,
@@ -165,16 +179,30 @@ impl Trainer {
             ..Default::default()
         };
         let mut optimiser = AdamW::new(vars.clone(), config)?;
-        if checkpoint.is_file() {
+        let tensors = if checkpoint.is_file() {
             let tensors = load_tensors(&checkpoint, &Device::Cpu)?;
             restore(&vars, &tensors, &checkpoint)?;
             optimiser
                 .load_state(&tensors)
                 .map_err(|e| PretrainError::file(&checkpoint, format!("optimiser state: {e}")))?;
-        }
+            tensors
+        } else {
+            HashMap::new()
+        };
+        let ema = match settings.ema_decay {
+            Some(decay) => {
+                let mut ema = Ema::new(vars, decay)?;
+                ema.load_state(&tensors).map_err(|e| {
+                    PretrainError::file(&checkpoint, format!("weight average: {e}"))
+                })?;
+                Some(ema)
+            }
+            None => None,
+        };
         Ok(Self {
             components,
             optimiser,
+            ema,
             checkpoint,
             model_dir: settings.model_dir.clone(),
         })
@@ -225,6 +253,9 @@ impl Trainer {
                 ));
             }
             self.optimiser.backward_step(&loss)?;
+            if let Some(ema) = &mut self.ema {
+                ema.update(self.optimiser.step_count())?;
+            }
             events(PretrainEvent::Step {
                 completed: step + 1,
                 total: settings.steps,
@@ -239,13 +270,18 @@ impl Trainer {
         self.save(events)
     }
 
-    /// Writes the checkpoint and every component's weights into the model folder, atomically.
+    /// Writes the checkpoint (weights, optimiser state and moving average) and every
+    /// component's weights into the model folder (the average when the run keeps one),
+    /// atomically.
     pub fn save(&self, events: &mut dyn FnMut(PretrainEvent)) -> Result<()> {
         let mut tensors = self.optimiser.state()?;
+        if let Some(ema) = &self.ema {
+            tensors.extend(ema.state());
+        }
         for component in &self.components {
             let weights = weights_of(component)?;
             let path = self.model_dir.join(component.folder).join(component.file);
-            save_tensors_atomic(&path, &weights)?;
+            save_tensors_atomic(&path, &published(self.ema.as_ref(), component, &weights))?;
             tensors.extend(
                 weights
                     .into_iter()
@@ -261,7 +297,23 @@ impl Trainer {
     }
 }
 
-/// A component's variables as plain tensors, by their checkpoint names.
+/// What goes into the model folder for `component`: the moving average of its weights when
+/// the run keeps one, else its `weights`.
+fn published(
+    ema: Option<&Ema>,
+    component: &TrainedComponent,
+    weights: &HashMap<String, Tensor>,
+) -> HashMap<String, Tensor> {
+    weights
+        .iter()
+        .map(|(name, tensor)| {
+            let average = ema.and_then(|ema| ema.average(&component.qualified(name)));
+            (name.clone(), average.unwrap_or(tensor).clone())
+        })
+        .collect()
+}
+
+/// A component's variables as plain tensors, by their component-local names.
 fn weights_of(component: &TrainedComponent) -> Result<HashMap<String, Tensor>> {
     Ok(named_vars(&component.varmap)?
         .into_iter()
