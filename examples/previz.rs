@@ -160,6 +160,8 @@ impl Options {
 }
 
 fn main() -> AppExit {
+    // CPU generation allocates and frees tensors at a high rate: keep freed memory for reuse.
+    bevy_mvcustom::heap::retain_freed_memory();
     let options = match Options::parse() {
         Ok(options) => options,
         Err(message) => return fail(&message),

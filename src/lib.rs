@@ -22,6 +22,7 @@
 //! - [`world`]: a procedural multi-view world (scenes, trajectories, CPU ray caster) with exact
 //!   depth, masks and captions: training data and evaluation ground truth.
 //! - [`eval`]: the held-out benchmark and ablation on the procedural world's ground truth.
+//! - [`heap`]: allocator settings that keep CPU tensor work from re-faulting freed memory.
 //! - [`cli`]: the `mvcustom` command-line tool (generate, inspect, bench), on the layers above
 //!   and without Bevy.
 
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod diffusion;
 pub mod eval;
 pub mod grid;
+pub mod heap;
 pub mod model;
 pub mod mvcustom;
 pub mod plugin;

@@ -8,6 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    bevy_mvcustom::heap::retain_freed_memory();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
