@@ -15,7 +15,7 @@ use bevy_mvcustom::mvcustom::anchor_depth::central_median;
 use bevy_mvcustom::mvcustom::text_to_video::{StepFeatureHook, VideoRequest, sample_latents};
 use bevy_mvcustom::mvcustom::{
     AnchorGeometry, ClcSettings, DfrHook, DfrSettings, DiffusionComponents, GeneratedViews,
-    GenerationEvent, GenerationRequest, MvError, MvPipeline, Stage, Techniques,
+    GenerationEvent, GenerationRequest, InitViews, MvError, MvPipeline, Stage, Techniques,
 };
 use bevy_mvcustom::render::{Backend, DepthMap, FeatureRenderer, RenderSettings};
 use candle_core::{Device, Tensor};
@@ -100,6 +100,7 @@ fn request(techniques: Techniques) -> GenerationRequest {
         techniques,
         preview_every: None,
         composition: None,
+        init_views: None,
     }
 }
 
@@ -456,15 +457,17 @@ fn without_depth_or_estimator_dfr_and_clc_are_skipped_with_a_notice() {
 
 #[test]
 fn inconsistent_settings_are_request_errors() {
+    let error =
+        |r: &GenerationRequest| match pipeline().generate(r, &mut |_| {}, &CancelToken::new()) {
+            Err(MvError::InvalidRequest { field, reason }) => (field, reason),
+            other => panic!("expected a request error, got {:?}", other.map(|_| ())),
+        };
     let field = |techniques: Techniques, depth: bool| {
         let mut r = request(techniques);
         if !depth {
             r.anchor_depth = None;
         }
-        match pipeline().generate(&r, &mut |_| {}, &CancelToken::new()) {
-            Err(MvError::InvalidRequest { field, reason }) => (field, reason),
-            other => panic!("expected a request error, got {:?}", other.map(|_| ())),
-        }
+        error(&r)
     };
     let clc_only = Techniques {
         dfr: None,
@@ -496,6 +499,21 @@ fn inconsistent_settings_are_request_errors() {
         ..with_dfr_clc()
     };
     assert_eq!(field(bad_tau, true).0, "techniques.clc.step_fraction");
+
+    let view = image::RgbaImage::new(SIZE, SIZE);
+    let mut restyle = request(without_dfr_clc());
+    restyle.init_views = Some(InitViews {
+        images: vec![view.clone(); VIEWS - 1],
+        strength: 0.5,
+    });
+    assert_eq!(error(&restyle).0, "init_views.images");
+    for strength in [0.0, 1.01, f64::NAN] {
+        restyle.init_views = Some(InitViews {
+            images: vec![view.clone(); VIEWS],
+            strength,
+        });
+        assert_eq!(error(&restyle).0, "init_views.strength");
+    }
 }
 
 #[test]

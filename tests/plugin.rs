@@ -426,6 +426,7 @@ fn a_real_generation_goes_queued_running_done_and_delivers_the_pipelines_images(
         anchor_depth: None,
         preview_every: None,
         composition: None,
+        init_views: None,
     };
     let expected = pipeline
         .generate(&request, &mut |_| {}, &CancelToken::new())

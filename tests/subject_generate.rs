@@ -167,6 +167,7 @@ fn request(pose_blocks: bool) -> GenerationRequest {
         anchor_depth: Some(DepthMap::new(16, 16, vec![3.0; 256]).unwrap()),
         preview_every: None,
         composition: None,
+        init_views: None,
     }
 }
 

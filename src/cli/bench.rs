@@ -537,6 +537,7 @@ fn bench_model(
             .map_err(|e| CliError::argument("--latent", format!("anchor depth: {e}")))?,
         preview_every: None,
         composition: None,
+        init_views: None,
     };
     let mut unet = components.unet.clone();
     if techniques.dense_attention && unet.has_motion_modules() {

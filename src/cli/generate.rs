@@ -179,6 +179,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         anchor_depth: depth,
         preview_every: None,
         composition: None,
+        init_views: None,
     };
     let result = pipeline.generate_with(
         &request,

@@ -15,7 +15,7 @@ pub use error::{DiffusionError, Result};
 pub use guidance::ClassifierFreeGuidance;
 pub use hooks::{CancelToken, HookContext, ProgressEvent, SamplingHook, StepInfo};
 pub use noise::NoiseGenerator;
-pub use sampling::{Denoiser, Sampler, SamplingRequest};
+pub use sampling::{Denoiser, InitLatents, Sampler, SamplingRequest};
 pub use scheduler::{
     AnyScheduler, DdimConfig, DdimScheduler, DpmSolverConfig, DpmSolverMultistepScheduler,
     EulerConfig, EulerDiscreteScheduler, PredictionType, Scheduler, SchedulerConfig, SchedulerKind,

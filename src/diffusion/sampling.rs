@@ -29,6 +29,7 @@
 //!     guidance_scale: 1.0,
 //!     num_inference_steps: 4,
 //!     initial_noise: Tensor::ones((1, 4, 2, 8, 8), DType::F32, &Device::Cpu)?,
+//!     init: None,
 //! };
 //! let mut steps = 0;
 //! let latents = Sampler::new()
@@ -41,7 +42,7 @@
 
 use candle_core::Tensor;
 
-use super::error::Result;
+use super::error::{DiffusionError, Result};
 use super::guidance::ClassifierFreeGuidance;
 use super::hooks::{CancelToken, HookContext, ProgressEvent, SamplingHook, StepInfo};
 use super::scheduler::Scheduler;
@@ -92,6 +93,36 @@ pub struct SamplingRequest {
     /// [`Scheduler::init_noise_sigma`]. Draw it with
     /// [`NoiseGenerator`](super::NoiseGenerator) from a seed, or pass a reference run's noise.
     pub initial_noise: Tensor,
+    /// Start from these clean latents instead of pure noise; `None`: text-to-video.
+    pub init: Option<InitLatents>,
+}
+
+/// Clean latents a run starts from (SDEdit; the `strength` of diffusers' image-to-image and
+/// video-to-video pipelines): they are noised to the level of the first step that runs, so
+/// the result keeps their layout and the prompt decides the rest.
+#[derive(Clone, Debug)]
+pub struct InitLatents {
+    /// Clean latents, the shape of [`SamplingRequest::initial_noise`] (already multiplied by
+    /// the VAE's scaling factor).
+    pub latents: Tensor,
+    /// Fraction of the schedule that runs, in (0, 1]: the last ⌊steps·strength⌋ steps run
+    /// (at least one); 1 runs every step from the fully noised latents.
+    pub strength: f64,
+}
+
+impl InitLatents {
+    /// How many of `steps` scheduler steps run, as diffusers counts them.
+    pub fn steps_run(&self, steps: usize) -> Result<usize> {
+        if !(self.strength > 0.0 && self.strength <= 1.0) {
+            return Err(DiffusionError::argument(
+                "strength",
+                format!("{} is outside (0, 1]", self.strength),
+            ));
+        }
+        Ok(((steps as f64 * self.strength).floor() as usize)
+            .max(1)
+            .min(steps))
+    }
 }
 
 /// The sampling loop with its attachments; build one per run.
@@ -131,9 +162,11 @@ impl<'a> Sampler<'a> {
         self.cancel.as_ref().map_or(Ok(()), CancelToken::check)
     }
 
-    /// Runs the loop: `set_timesteps`, initial latents = noise·σ_init, then for each timestep
-    /// the hooks, the (guided) network call and the scheduler step. Returns the final latents
-    /// (float32, not yet divided by the VAE scaling factor).
+    /// Runs the loop: `set_timesteps`, initial latents = noise·σ_init (or, from
+    /// [`InitLatents`], the clean latents noised to the first step that runs), then for each
+    /// timestep the hooks, the (guided) network call and the scheduler step. Hooks see the
+    /// steps that run, numbered from 0. Returns the final latents (float32, not yet divided by
+    /// the VAE scaling factor).
     pub fn run(
         &mut self,
         scheduler: &mut dyn Scheduler,
@@ -146,11 +179,27 @@ impl<'a> Sampler<'a> {
             request.negative_prompt_embeds.as_ref(),
         )?;
         scheduler.set_timesteps(request.num_inference_steps)?;
-        let timesteps = scheduler.timesteps().to_vec();
-        let mut latents = request
-            .initial_noise
-            .to_dtype(candle_core::DType::F32)?
-            .affine(scheduler.init_noise_sigma(), 0.0)?;
+        let mut timesteps = scheduler.timesteps().to_vec();
+        let noise = request.initial_noise.to_dtype(candle_core::DType::F32)?;
+        let mut latents = match &request.init {
+            None => noise.affine(scheduler.init_noise_sigma(), 0.0)?,
+            Some(init) => {
+                if init.latents.dims() != noise.dims() {
+                    return Err(DiffusionError::argument(
+                        "init.latents",
+                        format!(
+                            "shape {:?} differs from the noise's {:?}",
+                            init.latents.dims(),
+                            noise.dims()
+                        ),
+                    ));
+                }
+                let run = init.steps_run(timesteps.len())?;
+                timesteps.drain(..timesteps.len() - run);
+                let clean = init.latents.to_dtype(candle_core::DType::F32)?;
+                scheduler.add_noise(&clean, &noise, timesteps[0])?
+            }
+        };
         for (index, &timestep) in timesteps.iter().enumerate() {
             self.check_cancel()?;
             let step = StepInfo {
@@ -248,6 +297,7 @@ mod tests {
             initial_noise: crate::diffusion::NoiseGenerator::from_seed(11)
                 .randn(&[1, 4, 2, 3, 3], &dev)
                 .unwrap(),
+            init: None,
         }
     }
 
@@ -300,6 +350,66 @@ mod tests {
             assert!(err < 1e-3, "{class}: |x − x₀| = {err}");
             assert_eq!(denoiser.calls, 10);
         }
+    }
+
+    #[test]
+    fn init_latents_run_the_last_steps_from_the_noised_clean_latents() {
+        let (mut scheduler, mut denoiser) = exact("DDIMScheduler");
+        let clean = denoiser.x0.affine(-0.5, 0.25).unwrap();
+        let mut request = request(1.0, 10);
+        request.init = Some(InitLatents {
+            latents: clean.clone(),
+            strength: 0.35,
+        });
+        let mut first_input = None;
+        let mut timesteps = Vec::new();
+        let mut spy = |latents: &Tensor, step: &StepInfo, cond: &Tensor| -> Result<Tensor> {
+            first_input.get_or_insert_with(|| latents.clone());
+            timesteps.push(step.timestep);
+            denoiser.predict(latents, step, cond)
+        };
+        let out = Sampler::new()
+            .run(&mut scheduler, &mut spy, &request)
+            .unwrap();
+        // ⌊10 · 0.35⌋ = 3 steps run: the last three of DDIM's leading schedule (step 100,
+        // offset 1): 201, 101, 1.
+        assert_eq!(timesteps, vec![201.0, 101.0, 1.0]);
+        // The first input is the clean latents noised to t = 201: √ᾱ·x + √(1 − ᾱ)·ε.
+        let abar = f64::from(denoiser.alphas_cumprod[201]);
+        let expected = ((&clean * abar.sqrt()).unwrap()
+            + (&request.initial_noise * (1.0 - abar).sqrt()).unwrap())
+        .unwrap();
+        assert!(max_diff(first_input.as_ref().unwrap(), &expected) < 1e-5);
+        // The exact network still lands on its clean sample.
+        assert!(max_diff(&out, &denoiser.x0) < 1e-3);
+    }
+
+    #[test]
+    fn bad_init_latents_name_their_field() {
+        let (mut scheduler, mut denoiser) = exact("DDIMScheduler");
+        let mut bad = request(1.0, 4);
+        let latents = bad.initial_noise.clone();
+        for (strength, field) in [(0.0, "strength"), (1.5, "strength"), (f64::NAN, "strength")] {
+            bad.init = Some(InitLatents {
+                latents: latents.clone(),
+                strength,
+            });
+            let error = Sampler::new()
+                .run(&mut scheduler, &mut denoiser, &bad)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(field), "{error}");
+        }
+        bad.init = Some(InitLatents {
+            latents: latents.narrow(2, 0, 1).unwrap(),
+            strength: 0.5,
+        });
+        let error = Sampler::new()
+            .run(&mut scheduler, &mut denoiser, &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("init.latents"), "{error}");
+        assert_eq!(denoiser.calls, 0);
     }
 
     /// Predicts, for each batch item, ε = the item's first conditioning value, and records the

@@ -301,6 +301,7 @@ fn generate_row(
         anchor_depth,
         preview_every: None,
         composition: None,
+        init_views: None,
     };
     let started = Instant::now();
     let generation = pipeline.generate_with(

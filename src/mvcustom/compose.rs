@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::components::DiffusionComponents;
 use super::error::MvError;
+use super::view_latents::encode_views;
 use crate::camera::PinholeCamera;
 use crate::diffusion::{HookContext, NoiseGenerator, Result, SamplingHook};
 
@@ -142,29 +143,9 @@ impl CompositionInput {
         }
         let device = &components.settings.device;
         let (h, w) = latent;
-        let mut latents = Vec::with_capacity(views);
+        let background = encode_views(components, &self.backgrounds, (width, height))?;
         let mut keep = Vec::with_capacity(views * h * w);
-        for (background, bounds) in self.backgrounds.iter().zip(&self.bounds) {
-            let resized;
-            let background = if background.dimensions() == (width, height) {
-                background
-            } else {
-                resized = image::imageops::resize(
-                    background,
-                    width,
-                    height,
-                    image::imageops::FilterType::Triangle,
-                );
-                &resized
-            };
-            let input = ((super::reference_views::pixels(background, device)? * 2.0)? - 1.0)?
-                .unsqueeze(0)?
-                .to_dtype(components.settings.dtype)?;
-            let encoded = components
-                .vae
-                .encode_scaled::<rand::rngs::StdRng>(&input, None)?
-                .to_dtype(DType::F32)?;
-            latents.push(encoded.unsqueeze(2)?);
+        for bounds in &self.bounds {
             match bounds {
                 Some(bounds) => keep.extend(keep_mask(
                     bounds,
@@ -177,7 +158,6 @@ impl CompositionInput {
                 None => keep.extend(std::iter::repeat_n(1.0, h * w)),
             }
         }
-        let background = Tensor::cat(&latents, 2)?;
         let keep = Tensor::from_vec(keep, (1, 1, views, h, w), device)?;
         Ok(CompositionHook::new(background, keep, seed))
     }
@@ -319,6 +299,7 @@ mod tests {
             guidance_scale: 1.0,
             num_inference_steps: 5,
             initial_noise: Tensor::randn(0f32, 1.0, (1, 4, 2, 4, 4), &device).unwrap(),
+            init: None,
         };
         let mut scheduler = AnyScheduler::Ddim(DdimScheduler::new(DdimConfig::default()));
         let with = Sampler::new()
@@ -565,6 +546,7 @@ mod tests {
             anchor_depth: None,
             preview_every: None,
             composition,
+            init_views: None,
         };
         let generate = |request: &GenerationRequest| {
             pipeline

@@ -19,6 +19,7 @@ pub mod subject_weights;
 pub mod techniques;
 pub mod text_to_video;
 pub mod train;
+pub mod view_latents;
 
 pub use anchor_depth::DepthAlignment;
 pub use clc::ClcHook;
@@ -36,3 +37,4 @@ pub use request::{
 pub use subject::{Subject, SubjectDefinition, SubjectError};
 pub use subject_weights::{SubjectWeights, SubjectWeightsInfo};
 pub use techniques::SharedRenderer;
+pub use view_latents::InitViews;

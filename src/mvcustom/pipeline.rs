@@ -20,7 +20,10 @@ use super::techniques::{self, Plan, SharedRenderer, TechniqueHooks};
 use super::text_to_video::{
     EncodedVideoRequest, HookChain, PromptEmbeddings, StepFeatureHook, sample_encoded,
 };
-use crate::diffusion::{CancelToken, HookContext, NoiseGenerator, Sampler, SamplingHook};
+use super::view_latents::encode_views;
+use crate::diffusion::{
+    CancelToken, HookContext, InitLatents, NoiseGenerator, Sampler, SamplingHook,
+};
 use crate::model::depth::DepthEstimator;
 use crate::model::motion::MotionAttention;
 use crate::model::pose::{PoseBlockHook, PoseBlocks, RenderedFeatures};
@@ -48,6 +51,8 @@ struct Run<'a> {
     latent: (usize, usize),
     embeddings: PromptEmbeddings,
     pose: Option<(&'a PoseBlocks, RenderedFeatures)>,
+    /// The encoded views a video-to-video run starts from.
+    init: Option<InitLatents>,
 }
 
 /// Reports steps and, when asked, decoded x̂₀ previews through the caller's event sink.
@@ -227,6 +232,9 @@ impl MvPipeline {
         if !request.guidance_scale.is_finite() {
             return Err(MvError::request("guidance_scale", "must be finite"));
         }
+        if let Some(init) = &request.init_views {
+            init.check(views)?;
+        }
         let latent = self.components.latent_size(request.width, request.height)?;
         let mut timings = Vec::new();
         let mut notices = Vec::new();
@@ -280,12 +288,24 @@ impl MvPipeline {
             }
             None => None,
         };
+        let init = match &request.init_views {
+            Some(init) => Some(InitLatents {
+                latents: encode_views(
+                    &self.components,
+                    &init.images,
+                    (request.width, request.height),
+                )?,
+                strength: init.strength,
+            }),
+            None => None,
+        };
         let run = Run {
             request,
             unet,
             latent,
             embeddings,
             pose,
+            init,
         };
 
         let (mut hooks, anchor_depth, anchor_view) = match techniques::plan(request)? {
@@ -433,6 +453,7 @@ impl MvPipeline {
             guidance_scale: request.guidance_scale,
             steps: request.steps,
             initial_noise: noise,
+            init: run.init.clone(),
         };
         let mut hook = EventHook {
             components: &self.components,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::anchor_depth::DepthAlignment;
 use super::compose::CompositionInput;
 use super::error::{MvError, Result};
+use super::view_latents::InitViews;
 use crate::camera::PinholeCamera;
 use crate::model::hook::{HookKind, LayerSelection, LevelSelection, UNetPath};
 use crate::render::{DepthMap, ViewMaps};
@@ -200,6 +201,8 @@ pub struct GenerationRequest {
     /// Background by composition: keep each view's background outside its subject's
     /// region and generate only that region (`None`: generate whole views).
     pub composition: Option<CompositionInput>,
+    /// Start from these views instead of pure noise (video-to-video; `None`: from noise).
+    pub init_views: Option<InitViews>,
 }
 
 /// A stage of a generation, for progress reporting.

@@ -7,7 +7,7 @@ use candle_core::{DType, Tensor};
 use super::components::DiffusionComponents;
 use super::error::Result;
 use crate::diffusion::{
-    self, ClassifierFreeGuidance, Denoiser, Sampler, SamplingRequest, StepInfo,
+    self, ClassifierFreeGuidance, Denoiser, InitLatents, Sampler, SamplingRequest, StepInfo,
 };
 use crate::model::hook::{FeatureHook, HookPoint};
 use crate::model::pose::PoseBlockHook;
@@ -139,6 +139,7 @@ impl VideoRequest {
             guidance_scale: self.guidance_scale,
             steps: self.steps,
             initial_noise: self.initial_noise.clone(),
+            init: None,
         })
     }
 }
@@ -192,6 +193,8 @@ pub struct EncodedVideoRequest {
     pub steps: usize,
     /// Unit-variance initial noise `[1, C, F, h, w]`.
     pub initial_noise: Tensor,
+    /// Clean latents to start from instead of pure noise (video-to-video).
+    pub init: Option<InitLatents>,
 }
 
 /// Runs the sampling loop for `request` with `unet` (the components' UNet, possibly with
@@ -226,6 +229,7 @@ pub fn sample_encoded<'a>(
         guidance_scale: request.guidance_scale,
         num_inference_steps: request.steps,
         initial_noise: request.initial_noise.clone(),
+        init: request.init.clone(),
     };
     let mut scheduler = components.new_scheduler();
     let mut denoiser = UNetDenoiser::new(unet, hook);

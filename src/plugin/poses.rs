@@ -116,6 +116,7 @@ pub fn build_request(
             .or(defaults.preview_every)
             .map(|steps| steps as usize),
         composition: None,
+        init_views: None,
     };
     Ok((request, views))
 }
