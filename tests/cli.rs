@@ -134,8 +134,36 @@ fn generate_writes_views_cameras_and_a_complete_report() {
         let b = image::open(again.join(&name)).unwrap().to_rgb8();
         assert_eq!(a, b, "{name} differs between the orbit and its cameras.ron");
     }
-    std::fs::remove_dir_all(out).unwrap();
-    std::fs::remove_dir_all(again).unwrap();
+
+    // Started from those views (video-to-video), the run differs from the one from noise.
+    let restyled = scratch("generate-restyled");
+    let report = generate(
+        &restyled,
+        &[
+            "--cameras",
+            path(&out.join("cameras.ron")),
+            "--init-views",
+            path(&out),
+            "--strength",
+            "0.5",
+        ],
+    );
+    assert_eq!(
+        report["settings"]["init_views"],
+        serde_json::json!([path(&out), 0.5])
+    );
+    let differing = (0..4)
+        .filter(|i| {
+            let name = format!("view_{i:02}.png");
+            let a = image::open(out.join(&name)).unwrap().to_rgb8();
+            let b = image::open(restyled.join(&name)).unwrap().to_rgb8();
+            a != b
+        })
+        .count();
+    assert_eq!(differing, 4);
+    for dir in [out, again, restyled] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
 
 /// The sum of element counts of every tensor in `files`, by the safetensors crate.
@@ -517,6 +545,35 @@ fn bad_arguments_and_files_fail_with_a_message_naming_them() {
         1,
         &[path(&depth)],
     );
+
+    let three_views = out.join("three-views");
+    std::fs::create_dir_all(&three_views).unwrap();
+    for i in 0..3 {
+        image::RgbImage::new(8, 8)
+            .save(three_views.join(format!("view_{i:02}.png")))
+            .unwrap();
+    }
+    assert_fails(
+        &base(&["--orbit", "4,10,2", "--init-views", path(&three_views)]),
+        2,
+        &["--init-views", "3 images for 4 cameras"],
+    );
+    assert_fails(
+        &base(&[
+            "--orbit",
+            "4,10,2",
+            "--init-views",
+            path(&three_views),
+            "--strength",
+            "1.5",
+        ]),
+        2,
+        &["--strength", "1.5"],
+    );
+    // clap names the missing flag on the line after the error.
+    let without = mvcustom(&base(&["--orbit", "4,10,2", "--strength", "0.5"]));
+    assert_eq!(without.status.code(), Some(2));
+    assert!(stderr(&without).contains("--init-views"), "{}", stderr(&without));
 
     assert_fails(&["inspect", "/no/such/folder"], 1, &["/no/such/folder"]);
     assert_fails(&["inspect", o], 1, &[o, "neither a model folder"]);

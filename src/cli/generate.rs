@@ -25,7 +25,8 @@ use crate::camera::PinholeCamera;
 use crate::diffusion::CancelToken;
 use crate::model::depth::DepthAnything;
 use crate::mvcustom::{
-    GenerationRequest, LoadedSubject, MvError, MvPipeline, StageTiming, Subject, SubjectWeights,
+    GenerationRequest, InitViews, LoadedSubject, MvError, MvPipeline, StageTiming, Subject,
+    SubjectWeights,
 };
 
 /// Arguments of `mvcustom generate`.
@@ -90,6 +91,15 @@ pub struct GenerateArgs {
     /// the anchor view's depth for DFR and CLC when no --depth is given.
     #[arg(long, value_name = "DIR", conflicts_with = "depth")]
     pub depth_model: Option<PathBuf>,
+    /// Start from these views instead of noise (video-to-video): a folder of one image per
+    /// camera, taken in file-name order (e.g. renders of the scene, or an earlier run's
+    /// view_00.png …); the prompt restyles them and their layout is kept.
+    #[arg(long, value_name = "DIR")]
+    pub init_views: Option<PathBuf>,
+    /// With --init-views: the fraction of the denoising steps that run, in (0, 1] (low keeps
+    /// the views, high regenerates more of them).
+    #[arg(long, default_value_t = 0.5, requires = "init_views")]
+    pub strength: f64,
     /// Device and precision.
     #[command(flatten)]
     pub compute: ComputeArgs,
@@ -123,6 +133,11 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         .map(|path| read_depth(path, depth_scale))
         .transpose()?;
     let subject = args.subject.as_deref().map(read_subject).transpose()?;
+    let init_views = args
+        .init_views
+        .as_deref()
+        .map(|dir| read_init_views(dir, args.strength, source.views()))
+        .transpose()?;
     let settings = args.compute.settings()?;
     let estimator = args
         .depth_model
@@ -179,7 +194,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         anchor_depth: depth,
         preview_every: None,
         composition: None,
-        init_views: None,
+        init_views,
     };
     let result = pipeline.generate_with(
         &request,
@@ -226,6 +241,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
                 png_scale: depth_scale,
             }),
             depth_model: args.depth_model.clone(),
+            init_views: args.init_views.clone().map(|dir| (dir, args.strength)),
         },
         rig: rig.description,
         subject: subject_record,
@@ -269,6 +285,51 @@ pub(crate) fn read_subject(path: &Path) -> Result<Subject> {
     Ok(subject)
 }
 
+/// Reads the views of `--init-views`: every PNG or JPEG in `dir`, in file-name order, one per
+/// camera of a rig of `views` views.
+fn read_init_views(dir: &Path, strength: f64, views: usize) -> Result<InitViews> {
+    if !(strength > 0.0 && strength <= 1.0) {
+        return Err(CliError::argument(
+            "--strength",
+            format!("{strength} is outside (0, 1]"),
+        ));
+    }
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| CliError::file(dir, format!("cannot read the --init-views folder: {e}")))?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| CliError::file(dir, e))?.path();
+        let is_image = path.extension().is_some_and(|ext| {
+            ["png", "jpg", "jpeg"]
+                .iter()
+                .any(|known| ext.eq_ignore_ascii_case(known))
+        });
+        if is_image {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    if paths.len() != views {
+        return Err(CliError::argument(
+            "--init-views",
+            format!(
+                "{} holds {} images for {views} cameras (one per camera, in name order)",
+                dir.display(),
+                paths.len()
+            ),
+        ));
+    }
+    let images = paths
+        .iter()
+        .map(|path| {
+            image::open(path)
+                .map(|image| image.to_rgba8())
+                .map_err(|e| CliError::file(path, format!("cannot read the image: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(InitViews { images, strength })
+}
+
 /// Writes one PNG per view and `cameras.ron`, returning the views' records for the report.
 fn write_views(
     out: &Path,
@@ -303,6 +364,8 @@ fn request_error(error: MvError, camera_flag: &'static str) -> CliError {
                 "steps" => "--steps",
                 "guidance_scale" => "--guidance",
                 "anchor_depth" => "--depth",
+                "init_views.images" => "--init-views",
+                "init_views.strength" => "--strength",
                 _ => return MvError::InvalidRequest { field, reason }.into(),
             };
             CliError::Rejected { flag, reason }

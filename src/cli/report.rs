@@ -74,6 +74,8 @@ pub struct GenerateSettings {
     pub anchor_depth: Option<DepthInfo>,
     /// The depth-estimator folder that estimated the anchor depth when no file gave it.
     pub depth_model: Option<PathBuf>,
+    /// The folder of views the run started from (`--init-views`) and the strength.
+    pub init_views: Option<(PathBuf, f64)>,
 }
 
 /// The trained subject of a generation.
