@@ -58,7 +58,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  mvcustom generate --model models/animatediff --prompt \"a teddy bear\" \\\n      --orbit 8,15,2.5 --steps 25 --out views/\n  mvcustom generate --model models/animatediff --prompt \"a teddy bear\" \\\n      --cameras views/cameras.ron --no-dfr --no-clc --out ablation/"
     )]
-    Generate(generate::GenerateArgs),
+    Generate(Box<generate::GenerateArgs>),
     /// Train a subject (its pose blocks and token row) on a model, writing its weights
     /// beside its definition; resumes from the last checkpoint.
     #[command(
