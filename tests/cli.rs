@@ -573,7 +573,11 @@ fn bad_arguments_and_files_fail_with_a_message_naming_them() {
     // clap names the missing flag on the line after the error.
     let without = mvcustom(&base(&["--orbit", "4,10,2", "--strength", "0.5"]));
     assert_eq!(without.status.code(), Some(2));
-    assert!(stderr(&without).contains("--init-views"), "{}", stderr(&without));
+    assert!(
+        stderr(&without).contains("--init-views"),
+        "{}",
+        stderr(&without)
+    );
 
     assert_fails(&["inspect", "/no/such/folder"], 1, &["/no/such/folder"]);
     assert_fails(&["inspect", o], 1, &[o, "neither a model folder"]);
