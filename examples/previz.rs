@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run --example previz -- [--model DIR] [--views N] [--size PX] [--steps N]
 //!                               [--prompt TEXT] [--subject NAME] [--compose]
-//!                               [--generate] [--screenshot FILE]
+//!                               [--restyle STRENGTH | --from-noise] [--generate]
+//!                               [--screenshot FILE]
 //! ```
 //!
 //! The model is the embedded default (`assets/default_model`, trained on the procedural
@@ -14,9 +15,13 @@
 //! model. The demo subjects of `assets/subjects/` are listed in the panel's subject picker
 //! (train them there); `--subject NAME` starts the shot with one (name it in the prompt by
 //! its token). `--compose` composes the views into the rig cameras' own renders around the
-//! placeholder instead of generating whole views. `--generate` starts a generation once the
-//! scene is drawn; `--screenshot FILE` (implies `--generate`) saves the window to FILE when
-//! the views are done, then exits.
+//! placeholder instead of generating whole views. Every view starts from its rig camera's
+//! render and regenerates a fraction of the denoising, 0.4 unless `--restyle STRENGTH` sets
+//! it (video-to-video: the prompt restyles the blocked-out scene, which keeps its layout and
+//! so its consistency from camera to camera); `--from-noise` generates from noise instead, as
+//! a model trained enough to invent consistent objects does. `--generate` starts a generation
+//! once the scene is drawn; `--screenshot FILE` (implies `--generate`) saves the window to
+//! FILE when the views are done, then exits.
 //!
 //! Controls: drag with the left or right mouse button to orbit, scroll to zoom, F1 toggles
 //! the panel. Each rig camera renders the scene into a small image (shown on its billboard
@@ -54,8 +59,12 @@ const BILLBOARD: f32 = 1.2;
 const BILLBOARD_LAYER: usize = 1;
 /// Longest time between two frames without input.
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
-/// Frames to render before `--generate` starts (pipelines compile first).
-const GENERATE_AFTER_FRAMES: u32 = 10;
+/// Frames to render before `--generate` starts: the scene's pipelines compile first (on
+/// Mesa's software Vulkan the rig cameras draw nothing for the first second or two, and a
+/// generation started then would restyle empty renders).
+const GENERATE_AFTER_FRAMES: u32 = 40;
+/// The fraction of the denoising a restyled view regenerates unless `--restyle` says.
+const DEFAULT_RESTYLE: f32 = 0.4;
 
 /// What the command line asked for.
 #[derive(Resource, Clone, Debug)]
@@ -68,6 +77,8 @@ struct Options {
     prompt: String,
     subject: Option<String>,
     compose: bool,
+    /// The fraction of the denoising restyled views regenerate; `None`: from noise.
+    restyle: Option<f32>,
     generate: bool,
     screenshot: Option<PathBuf>,
 }
@@ -82,6 +93,7 @@ impl Options {
             prompt: "a red cube on grass".into(),
             subject: None,
             compose: false,
+            restyle: Some(DEFAULT_RESTYLE),
             generate: false,
             screenshot: None,
         };
@@ -100,6 +112,17 @@ impl Options {
                 "--model" => options.model = Some(PathBuf::from(value("--model")?)),
                 "--subject" => options.subject = Some(value("--subject")?),
                 "--compose" => options.compose = true,
+                "--restyle" => {
+                    let text = value("--restyle")?;
+                    let strength = text
+                        .parse::<f32>()
+                        .map_err(|e| format!("--restyle `{text}`: {e}"))?;
+                    if !(strength > 0.0 && strength <= 1.0) {
+                        return Err(format!("--restyle {strength} is outside (0, 1]"));
+                    }
+                    options.restyle = Some(strength);
+                }
+                "--from-noise" => options.restyle = None,
                 "--generate" => options.generate = true,
                 "--screenshot" => {
                     options.screenshot = Some(PathBuf::from(value("--screenshot")?));
@@ -353,6 +376,9 @@ fn spawn_rig(
     }
     if options.compose {
         shot = shot.composed_around(*placeholder);
+    }
+    if let Some(strength) = options.restyle {
+        shot = shot.restyled(strength);
     }
     let shot = commands.spawn((shot, Name::new("previz"))).id();
     let quad = meshes.add(Rectangle::new(BILLBOARD, BILLBOARD));

@@ -761,7 +761,7 @@ fn cancelling_one_shot_leaves_the_other_running() {
 }
 
 #[test]
-fn composing_without_a_box_or_a_renderer_fails_the_shot() {
+fn composing_without_a_box_or_a_renderer_and_restyling_without_a_renderer_fail_the_shot() {
     let recorder = Arc::new(Recorder::default());
     let mut app = headless_app(MvCustomPlugin::from_generator(recorder.clone()).with_size(32, 32));
     let world = app.world_mut();
@@ -778,14 +778,17 @@ fn composing_without_a_box_or_a_renderer_fails_the_shot() {
     let (no_box, _) = spawn_shot(world, MvCustomShot::new("a").composed_around(bare), 2);
     let (no_renderer, cameras) =
         spawn_shot(world, MvCustomShot::new("b").composed_around(boxed), 2);
-    world.trigger(GenerateShot { shot: no_box });
-    world.trigger(GenerateShot { shot: no_renderer });
-    update_until(&mut app, "both shots to fail", |world| {
-        world.resource::<Reports>().failed.len() == 2
+    let (restyled, _) = spawn_shot(world, MvCustomShot::new("c").restyled(0.5), 2);
+    for shot in [no_box, no_renderer, restyled] {
+        world.trigger(GenerateShot { shot });
+    }
+    update_until(&mut app, "the three shots to fail", |world| {
+        world.resource::<Reports>().failed.len() == 3
     });
     let failed = &app.world().resource::<Reports>().failed;
     assert_mentions(failure(failed, no_box), "has no bounding box");
     assert_mentions(failure(failed, no_renderer), "this app does not render");
+    assert_mentions(failure(failed, restyled), "this app does not render");
     assert!(matches!(
         state(app.world(), cameras[0]),
         GenerationState::Failed(_)

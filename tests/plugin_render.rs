@@ -4,7 +4,8 @@
 //! must equal the scene's depth at pixel centres, computed here by intersecting each pixel's
 //! ray (from the request's own camera) with the analytic geometry; and the feature renderer
 //! must run on the app's own device. A shot composed around the cube receives the camera's
-//! own render as its background and the cube's box projected by Bevy's own matrices.
+//! own render as its background and the cube's box projected by Bevy's own matrices; a
+//! restyled shot receives that render as the view it starts from.
 
 use std::sync::{Arc, Mutex};
 
@@ -584,6 +585,64 @@ fn a_composed_shot_keeps_the_cameras_render_around_the_subjects_box() {
     }
     let status = app.world().get::<MvCustomStatus>(camera).unwrap();
     assert_eq!(status.state(), &GenerationState::Done);
+}
+
+#[test]
+fn a_restyled_shot_starts_from_the_cameras_render() {
+    let recorder = Arc::new(Recorder::default());
+    let mut app = rendering_app(Arc::clone(&recorder));
+    const SKY: [u8; 3] = [0, 0, 255];
+    app.insert_resource(ClearColor(Color::srgb_u8(SKY[0], SKY[1], SKY[2])));
+    spawn_scene(app.world_mut());
+    let shot = spawn_shot(
+        app.world_mut(),
+        Vec3::new(1.5, 2.5, 4.0),
+        Msaa::Off,
+        "restyled",
+    );
+    app.world_mut()
+        .get_mut::<MvCustomShot>(shot)
+        .unwrap()
+        .restyle = Some(0.4);
+    let mut cameras = app.world_mut().query_filtered::<Entity, With<Camera3d>>();
+    let camera = cameras.single(app.world()).unwrap();
+    app.world_mut()
+        .entity_mut(camera)
+        .insert(bevy::core_pipeline::tonemapping::Tonemapping::None);
+    for _ in 0..WARM_UP_FRAMES {
+        app.update();
+    }
+    app.world_mut().trigger(GenerateShot { shot });
+    let mut frames = 0;
+    while recorder.requests.lock().unwrap().is_empty() {
+        assert!(frames < MAX_FRAMES, "the restyled generation did not start");
+        app.update();
+        frames += 1;
+    }
+    let request = recorder.requests.lock().unwrap()[0].clone();
+    assert!(
+        request.composition.is_none(),
+        "restyling alone composes nothing"
+    );
+    let init = request
+        .init_views
+        .expect("the request starts from the render");
+    assert!((init.strength - 0.4).abs() < 1e-6, "{}", init.strength);
+    assert_eq!(init.images.len(), 1);
+    let view = &init.images[0];
+    assert_eq!(view.dimensions(), (SIZE.x, SIZE.y));
+    // The camera's render: the sky in the top-left corner, the cube (not sky) in the middle
+    // (the camera looks at it).
+    let sky = view.get_pixel(0, 0).0;
+    assert!(
+        sky.iter().zip(SKY).all(|(a, b)| a.abs_diff(b) <= 1),
+        "sky pixel {sky:?}"
+    );
+    let centre = view.get_pixel(SIZE.x / 2, SIZE.y / 2).0;
+    assert!(
+        centre.iter().zip(SKY).any(|(a, b)| a.abs_diff(b) > 16),
+        "the scene is drawn in the middle ({centre:?})"
+    );
 }
 
 #[cfg(feature = "ui")]

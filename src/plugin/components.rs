@@ -85,6 +85,11 @@ pub struct MvCustomShot {
     /// How far the generated region grows around the subject's projected bounds, and the
     /// width of the band where it blends into the background.
     pub composition: CompositionSettings,
+    /// Start each view from its camera's own render and regenerate this fraction of the
+    /// denoising, in (0, 1] (video-to-video): the views keep the scene's layout, consistent
+    /// from camera to camera, and the prompt restyles them. Needs an app that renders;
+    /// `None`: views start from noise.
+    pub restyle: Option<f32>,
 }
 
 impl MvCustomShot {
@@ -148,6 +153,13 @@ impl MvCustomShot {
     /// [`compose`](Self::compose)).
     pub fn composed_around(mut self, subject: Entity) -> Self {
         self.compose = Some(subject);
+        self
+    }
+
+    /// The same shot started from its cameras' renders, regenerating `strength` of the
+    /// denoising (see [`restyle`](Self::restyle)).
+    pub fn restyled(mut self, strength: f32) -> Self {
+        self.restyle = Some(strength);
         self
     }
 

@@ -1,11 +1,13 @@
-//! Compose into the scene: a shot with [`MvCustomShot::compose`] set keeps each camera's own
-//! render outside the subject entity's projected bounds and generates only the subject's
-//! region (see [`compose`](crate::mvcustom::compose)).
+//! The scene's own renders in a generation. A shot with [`MvCustomShot::compose`] set keeps
+//! each camera's render outside the subject entity's projected bounds and generates only the
+//! subject's region (see [`compose`](crate::mvcustom::compose)); one with
+//! [`MvCustomShot::restyle`] set starts each view from its camera's render (see
+//! [`InitViews`]). Both may be set.
 //!
 //! When such a generation starts, the subject entity's bounding boxes (its own and its
 //! descendants' `Aabb`s, in world space) are projected through each view's camera, and each
 //! camera's render target is captured with a Bevy screenshot of that very frame. The
-//! generation starts once every view's background has arrived (cropped to the camera's
+//! generation starts once every view's render has arrived (cropped to the camera's
 //! viewport, resampled to the shot's size); it fails when the app does not render, or a
 //! camera's render does not arrive within [`MAX_CAPTURE_WAIT_FRAMES`].
 
@@ -25,10 +27,12 @@ use super::error::PluginError;
 use super::model::MvCustomModel;
 use super::systems::fail_shot;
 use super::tasks::{GenerationTask, GenerationWorkers};
-use crate::mvcustom::GenerationRequest;
-use crate::mvcustom::compose::{CompositionInput, SubjectBounds, subject_bounds};
+use crate::mvcustom::compose::{
+    CompositionInput, CompositionSettings, SubjectBounds, subject_bounds,
+};
+use crate::mvcustom::{GenerationRequest, InitViews};
 
-/// Frames a composed generation waits for its cameras' renders before it fails.
+/// Frames a generation waits for its cameras' renders before it fails.
 pub const MAX_CAPTURE_WAIT_FRAMES: u32 = 60;
 
 /// Present in the main world when the app renders (and can take screenshots): the renders
@@ -46,36 +50,44 @@ struct CapturedBackground {
     pixels: Result<image::RgbaImage, String>,
 }
 
-/// A composed generation waiting for its views' backgrounds.
+/// A generation waiting for its views' renders.
 #[derive(Debug)]
-pub(crate) struct PendingComposition {
+pub(crate) struct PendingRenders {
     /// The capture id.
     id: u64,
     /// The views' cameras, in request order.
     cameras: Vec<Entity>,
-    /// The views' backgrounds as they arrive.
+    /// The views' renders as they arrive.
     backgrounds: Vec<Option<image::RgbaImage>>,
-    /// The subject's bounds in each view.
-    bounds: Vec<Option<SubjectBounds>>,
-    /// The shot's composition settings.
-    settings: crate::mvcustom::compose::CompositionSettings,
-    /// The request's size, the backgrounds' after resampling.
+    /// With composition: the subject's bounds in each view and the shot's settings.
+    composition: Option<(Vec<Option<SubjectBounds>>, CompositionSettings)>,
+    /// With restyling: the strength.
+    restyle: Option<f32>,
+    /// The request's size, the renders' after resampling.
     size: (u32, u32),
     /// Frames waited so far.
     frames: u32,
 }
 
-/// What [`PendingComposition::receive`] found.
+/// What the renders of a generation give its request.
+pub(crate) struct SceneRenders {
+    /// The backgrounds to compose into.
+    pub composition: Option<CompositionInput>,
+    /// The views to restyle.
+    pub init_views: Option<InitViews>,
+}
+
+/// What [`PendingRenders::receive`] found.
 pub(crate) enum Received {
     /// Still waiting.
     Waiting,
-    /// Every background arrived.
-    Ready(CompositionInput),
+    /// Every render arrived.
+    Ready(SceneRenders),
     /// A capture failed or did not arrive in time.
     Failed(PluginError),
 }
 
-impl PendingComposition {
+impl PendingRenders {
     /// Takes this generation's captures out of `captures`; counts a frame waited.
     pub(crate) fn receive(&mut self, shot: Entity, captures: &mut BackgroundCaptures) -> Received {
         let mut failure = None;
@@ -115,10 +127,20 @@ impl PendingComposition {
             return Received::Failed(failure);
         }
         if self.backgrounds.iter().all(Option::is_some) {
-            return Received::Ready(CompositionInput {
-                backgrounds: self.backgrounds.drain(..).flatten().collect(),
-                bounds: self.bounds.clone(),
-                settings: self.settings,
+            let renders: Vec<image::RgbaImage> = self.backgrounds.drain(..).flatten().collect();
+            return Received::Ready(SceneRenders {
+                init_views: self.restyle.map(|strength| InitViews {
+                    images: renders.clone(),
+                    strength: f64::from(strength),
+                }),
+                composition: self
+                    .composition
+                    .take()
+                    .map(|(bounds, settings)| CompositionInput {
+                        backgrounds: renders,
+                        bounds,
+                        settings,
+                    }),
             });
         }
         self.frames += 1;
@@ -140,9 +162,9 @@ impl PendingComposition {
     }
 }
 
-/// Starts the generations whose backgrounds have all arrived, fails those whose capture
-/// failed or timed out, and drops captures nobody waits for any more.
-pub(crate) fn receive_backgrounds(
+/// Starts the generations whose renders have all arrived, fails those whose capture failed
+/// or timed out, and drops captures nobody waits for any more.
+pub(crate) fn receive_renders(
     mut commands: Commands,
     captures: Option<ResMut<BackgroundCaptures>>,
     mut shots: Query<(Entity, &mut GenerationTask)>,
@@ -152,13 +174,13 @@ pub(crate) fn receive_backgrounds(
 ) {
     let Some(mut captures) = captures else { return };
     for (shot, mut task) in &mut shots {
-        let Some(pending) = task.pending_composition_mut() else {
+        let Some(pending) = task.pending_renders_mut() else {
             continue;
         };
         match pending.receive(shot, &mut captures) {
             Received::Waiting => {}
-            Received::Ready(input) => {
-                task.resolve_composition(input);
+            Received::Ready(renders) => {
+                task.resolve_renders(renders);
                 task.start_when_ready(&model, &workers);
             }
             Received::Failed(error) => {
@@ -171,8 +193,8 @@ pub(crate) fn receive_backgrounds(
     captures.arrived.clear();
 }
 
-/// Sets background capture up when the app renders; without a render app, composed shots
-/// fail with the reason.
+/// Sets render capture up when the app renders; without a render app, composed and
+/// restyled shots fail with the reason.
 pub(crate) fn setup(app: &mut App) {
     if app.get_sub_app(RenderApp).is_some()
         && app
@@ -183,16 +205,16 @@ pub(crate) fn setup(app: &mut App) {
     }
 }
 
-/// What starting a composed generation reads of the scene.
+/// What starting a composed or restyled generation reads of the scene.
 #[derive(SystemParam)]
-pub(crate) struct CompositionScene<'w, 's> {
+pub(crate) struct RenderCapture<'w, 's> {
     boxes: Query<'w, 's, (&'static Aabb, &'static GlobalTransform)>,
     children: Query<'w, 's, &'static Children>,
     cameras: Query<'w, 's, (&'static Camera, &'static RenderTarget)>,
     captures: Option<ResMut<'w, BackgroundCaptures>>,
 }
 
-impl CompositionScene<'_, '_> {
+impl RenderCapture<'_, '_> {
     /// The world-space corners of the bounding boxes of `subject` and its descendants.
     fn corners(&self, subject: Entity) -> Vec<Vec3> {
         std::iter::once(subject)
@@ -209,8 +231,9 @@ impl CompositionScene<'_, '_> {
             .collect()
     }
 
-    /// Starts capturing the backgrounds of a generation of `shot` (composing around
-    /// `settings.compose`) whose request is `request` for the cameras `views`.
+    /// Starts capturing the renders of a generation of `shot` (composing around
+    /// `settings.compose`, restyling by `settings.restyle`) whose request is `request` for
+    /// the cameras `views`; `None` when the shot needs no render.
     pub(crate) fn request(
         &mut self,
         commands: &mut Commands,
@@ -218,19 +241,25 @@ impl CompositionScene<'_, '_> {
         settings: &MvCustomShot,
         request: &GenerationRequest,
         views: &[Entity],
-    ) -> Result<Option<PendingComposition>, PluginError> {
-        let Some(subject) = settings.compose else {
+    ) -> Result<Option<PendingRenders>, PluginError> {
+        if settings.compose.is_none() && settings.restyle.is_none() {
             return Ok(None);
-        };
-        let corners = self.corners(subject);
-        if corners.is_empty() {
-            return Err(PluginError::ComposeSubject { shot, subject });
         }
-        let bounds = request
-            .cameras
-            .iter()
-            .map(|camera| subject_bounds(&corners, camera))
-            .collect();
+        let composition = match settings.compose {
+            Some(subject) => {
+                let corners = self.corners(subject);
+                if corners.is_empty() {
+                    return Err(PluginError::ComposeSubject { shot, subject });
+                }
+                let bounds = request
+                    .cameras
+                    .iter()
+                    .map(|camera| subject_bounds(&corners, camera))
+                    .collect();
+                Some((bounds, settings.composition))
+            }
+            None => None,
+        };
         let mut targets = Vec::with_capacity(views.len());
         for &camera in views {
             let (render, target) = self.cameras.get(camera).map_err(|_| PluginError::Capture {
@@ -250,7 +279,7 @@ impl CompositionScene<'_, '_> {
         let captures = self
             .captures
             .as_deref_mut()
-            .ok_or(PluginError::CompositionNeedsRenderer { shot })?;
+            .ok_or(PluginError::NoRenderer { shot })?;
         let id = captures.next_id;
         captures.next_id += 1;
         for (view, (target, viewport)) in targets.into_iter().enumerate() {
@@ -265,12 +294,12 @@ impl CompositionScene<'_, '_> {
                 },
             );
         }
-        Ok(Some(PendingComposition {
+        Ok(Some(PendingRenders {
             id,
             cameras: views.to_vec(),
             backgrounds: vec![None; views.len()],
-            bounds,
-            settings: settings.composition,
+            composition,
+            restyle: settings.restyle,
             size: (request.width, request.height),
             frames: 0,
         }))

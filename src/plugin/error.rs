@@ -129,17 +129,18 @@ pub enum PluginError {
         /// The entity it composes around.
         subject: Entity,
     },
-    /// The shot composes into the scene, but the app does not render it.
+    /// The shot composes into or restyles the scene, but the app does not render it.
     #[error(
-        "shot {shot}: composing into the scene needs the cameras' renders, and this app does \
-         not render (no render app with screenshots)"
+        "shot {shot}: composing into or restyling the scene needs the cameras' renders, and \
+         this app does not render (no render app with screenshots)"
     )]
-    CompositionNeedsRenderer {
+    NoRenderer {
         /// The shot.
         shot: Entity,
     },
-    /// A camera's render could not be captured as a composition background.
-    #[error("shot {shot}: the background of camera {}: {reason}", camera.map_or_else(|| "?".to_string(), |c| c.to_string()))]
+    /// A camera's render could not be captured (as a composition background or a view to
+    /// restyle).
+    #[error("shot {shot}: the render of camera {}: {reason}", camera.map_or_else(|| "?".to_string(), |c| c.to_string()))]
     Capture {
         /// The shot.
         shot: Entity,

@@ -243,7 +243,7 @@ impl Plugin for MvCustomPlugin {
                     model::poll_model_load,
                     (
                         depth::receive_scene_depth,
-                        compose::receive_backgrounds,
+                        compose::receive_renders,
                         systems::poll_generations,
                     )
                         .chain(),

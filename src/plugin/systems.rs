@@ -17,7 +17,7 @@ use super::assets::subject::{SubjectAssets, SubjectLookup, handle_name};
 use super::components::{
     GenerationState, MvCustom, MvCustomShot, MvCustomStatus, SUBJECT_PLACEHOLDER, ShotViews,
 };
-use super::compose::CompositionScene;
+use super::compose::RenderCapture;
 use super::depth::{SceneDepthCapture, request_depth};
 use super::error::PluginError;
 use super::events::{CancelShot, GenerateShot, ShotCancelled, ShotFailed, ShotFinished};
@@ -265,7 +265,7 @@ pub(crate) fn start_generations(
     workers: Res<GenerationWorkers>,
     mut depth_capture: Option<ResMut<SceneDepthCapture>>,
     subject_assets: SubjectAssets,
-    mut scene: CompositionScene,
+    mut scene: RenderCapture,
     config: Option<Res<ActiveModelConfig>>,
 ) {
     for (shot, settings, views, mut task) in &mut shots {
@@ -311,14 +311,14 @@ pub(crate) fn start_generations(
                         ensure_image(&mut status, &mut images, size);
                     }
                 }
-                let composition =
-                    match scene.request(&mut commands, shot, settings, &request, &ordered) {
-                        Ok(composition) => composition,
-                        Err(error) => {
-                            fail_shot(&mut commands, shot, &ordered, &mut statuses, error);
-                            continue;
-                        }
-                    };
+                let renders = match scene.request(&mut commands, shot, settings, &request, &ordered)
+                {
+                    Ok(renders) => renders,
+                    Err(error) => {
+                        fail_shot(&mut commands, shot, &ordered, &mut statuses, error);
+                        continue;
+                    }
+                };
                 let scene_depth = request_depth(
                     &mut commands,
                     depth_capture.as_deref_mut(),
@@ -331,7 +331,7 @@ pub(crate) fn start_generations(
                         _ => None,
                     },
                 );
-                if scene_depth.is_none() && composition.is_none() {
+                if scene_depth.is_none() && renders.is_none() {
                     task.start(&model, &workers, request, subject, ordered);
                     continue;
                 }
@@ -343,7 +343,7 @@ pub(crate) fn start_generations(
                     };
                     set_states(&ordered, &mut statuses, &waiting);
                 }
-                task.await_scene(request, subject, ordered, scene_depth, composition);
+                task.await_scene(request, subject, ordered, scene_depth, renders);
             }
             Err(error) => fail_shot(&mut commands, shot, cameras_of(views), &mut statuses, error),
         }

@@ -14,12 +14,11 @@ use bevy::prelude::{Component, Resource};
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
 use super::assets::SubjectAsset;
-use super::compose::PendingComposition;
+use super::compose::{PendingRenders, SceneRenders};
 use super::depth::PendingDepth;
 use super::error::PluginError;
 use super::model::MvCustomModel;
 use crate::diffusion::CancelToken;
-use crate::mvcustom::compose::CompositionInput;
 use crate::mvcustom::{GeneratedViews, GenerationEvent, GenerationRequest};
 use crate::render::DepthMap;
 
@@ -39,7 +38,7 @@ enum TaskState {
     /// Waiting for the start system to read the poses.
     Queued,
     /// Poses read; waiting for the anchor camera's rendered depth and/or the views'
-    /// rendered backgrounds.
+    /// renders.
     AwaitingScene(Box<AwaitingScene>),
     /// Computing.
     Running(RunningGeneration),
@@ -52,7 +51,7 @@ struct AwaitingScene {
     subject: Option<SubjectAsset>,
     views: Vec<Entity>,
     depth: Option<PendingDepth>,
-    composition: Option<PendingComposition>,
+    renders: Option<PendingRenders>,
 }
 
 /// A spawned generation: its task, progress channel, cancel token and the cameras it
@@ -115,22 +114,22 @@ impl GenerationTask {
         }
     }
 
-    /// Holds `request` for `views` until the anchor depth `depth` and the backgrounds
-    /// `composition` wait for have arrived (see [`start_when_ready`](Self::start_when_ready)).
+    /// Holds `request` for `views` until the anchor depth `depth` and the cameras' renders
+    /// `renders` wait for have arrived (see [`start_when_ready`](Self::start_when_ready)).
     pub(crate) fn await_scene(
         &mut self,
         request: GenerationRequest,
         subject: Option<SubjectAsset>,
         views: Vec<Entity>,
         depth: Option<PendingDepth>,
-        composition: Option<PendingComposition>,
+        renders: Option<PendingRenders>,
     ) {
         self.state = TaskState::AwaitingScene(Box::new(AwaitingScene {
             request,
             subject,
             views,
             depth,
-            composition,
+            renders,
         }));
     }
 
@@ -142,10 +141,10 @@ impl GenerationTask {
         }
     }
 
-    /// The backgrounds a generation waits for, if it still waits for them.
-    pub(crate) fn pending_composition_mut(&mut self) -> Option<&mut PendingComposition> {
+    /// The renders a generation waits for, if it still waits for them.
+    pub(crate) fn pending_renders_mut(&mut self) -> Option<&mut PendingRenders> {
         match &mut self.state {
-            TaskState::AwaitingScene(awaiting) => awaiting.composition.as_mut(),
+            TaskState::AwaitingScene(awaiting) => awaiting.renders.as_mut(),
             _ => None,
         }
     }
@@ -159,11 +158,12 @@ impl GenerationTask {
         }
     }
 
-    /// The backgrounds arrived.
-    pub(crate) fn resolve_composition(&mut self, composition: CompositionInput) {
+    /// The renders arrived.
+    pub(crate) fn resolve_renders(&mut self, renders: SceneRenders) {
         if let TaskState::AwaitingScene(awaiting) = &mut self.state {
-            awaiting.request.composition = Some(composition);
-            awaiting.composition = None;
+            awaiting.request.composition = renders.composition;
+            awaiting.request.init_views = renders.init_views;
+            awaiting.renders = None;
         }
     }
 
@@ -171,7 +171,7 @@ impl GenerationTask {
     /// nothing in any other state.
     pub(crate) fn start_when_ready(&mut self, model: &MvCustomModel, workers: &GenerationWorkers) {
         let ready = matches!(&self.state, TaskState::AwaitingScene(awaiting)
-            if awaiting.depth.is_none() && awaiting.composition.is_none());
+            if awaiting.depth.is_none() && awaiting.renders.is_none());
         if !ready {
             return;
         }
