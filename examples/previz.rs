@@ -63,8 +63,6 @@ const REDRAW_EVERY: Duration = Duration::from_millis(100);
 /// Mesa's software Vulkan the rig cameras draw nothing for the first second or two, and a
 /// generation started then would restyle empty renders).
 const GENERATE_AFTER_FRAMES: u32 = 40;
-/// The fraction of the denoising a restyled view regenerates unless `--restyle` says.
-const DEFAULT_RESTYLE: f32 = 0.4;
 
 /// What the command line asked for.
 #[derive(Resource, Clone, Debug)]
@@ -93,7 +91,7 @@ impl Options {
             prompt: "a red cube on grass".into(),
             subject: None,
             compose: false,
-            restyle: Some(DEFAULT_RESTYLE),
+            restyle: Some(MvCustomShot::DEFAULT_RESTYLE),
             generate: false,
             screenshot: None,
         };

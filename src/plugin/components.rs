@@ -93,6 +93,10 @@ pub struct MvCustomShot {
 }
 
 impl MvCustomShot {
+    /// A restyling strength that keeps a scene's layout and lets the prompt change its look
+    /// (what the UI panel's switch and the previz example start with).
+    pub const DEFAULT_RESTYLE: f32 = 0.4;
+
     /// A shot with this prompt and every other setting at its default.
     pub fn new(prompt: impl Into<String>) -> Self {
         Self {

@@ -101,6 +101,7 @@ pub(crate) fn draw_panel(
                 sampling(ui, shot, model.defaults);
                 techniques(ui, shot);
                 composition(ui, shot, model.parked_compose);
+                restyle(ui, shot);
                 ui.separator();
                 buttons(ui, model.views, &mut actions);
                 progress(ui, model.views);
@@ -264,6 +265,21 @@ fn composition(ui: &mut egui::Ui, shot: &mut MvCustomShot, parked: &mut Option<E
                 );
             }
         });
+}
+
+/// Starting the views from the cameras' own renders (video-to-video) and the fraction of
+/// the denoising that restyles them.
+fn restyle(ui: &mut egui::Ui, shot: &mut MvCustomShot) {
+    let mut on = shot.restyle.is_some();
+    if ui
+        .checkbox(&mut on, "start from the cameras' renders")
+        .changed()
+    {
+        shot.restyle = on.then_some(MvCustomShot::DEFAULT_RESTYLE);
+    }
+    if let Some(strength) = shot.restyle.as_mut() {
+        ui.add(egui::Slider::new(strength, 0.05..=1.0).text("restyle strength"));
+    }
 }
 
 /// Switches an optional technique on (with its default settings) or off.
@@ -647,6 +663,25 @@ mod tests {
         }
         assert_eq!(shot.techniques.clc, None);
         assert!(shot.techniques.dfr.is_some());
+    }
+
+    #[test]
+    fn the_restyle_switch_starts_views_from_the_renders_at_the_default_strength() {
+        let ctx = egui::Context::default();
+        let mut shot = MvCustomShot::new("a teddy bear");
+        let mut borrowed = Borrowed::new();
+        let mut model = borrowed.model(&mut shot);
+        let mut toggle = |model: &mut PanelModel<'_>| {
+            let (_, shapes) = settled(&ctx, model);
+            click(&ctx, model, &shapes, "start from the cameras' renders");
+            model.selected.as_ref().unwrap().1.restyle
+        };
+        assert_eq!(toggle(&mut model), Some(0.4));
+        let (_, shapes) = settled(&ctx, &mut model);
+        assert!(find_text(&shapes, "restyle strength").is_some());
+        assert_eq!(toggle(&mut model), None);
+        let (_, shapes) = settled(&ctx, &mut model);
+        assert!(find_text(&shapes, "restyle strength").is_none());
     }
 
     #[test]
