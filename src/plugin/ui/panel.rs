@@ -671,7 +671,7 @@ mod tests {
         let mut shot = MvCustomShot::new("a teddy bear");
         let mut borrowed = Borrowed::new();
         let mut model = borrowed.model(&mut shot);
-        let mut toggle = |model: &mut PanelModel<'_>| {
+        let toggle = |model: &mut PanelModel<'_>| {
             let (_, shapes) = settled(&ctx, model);
             click(&ctx, model, &shapes, "start from the cameras' renders");
             model.selected.as_ref().unwrap().1.restyle
