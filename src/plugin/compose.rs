@@ -58,7 +58,7 @@ pub(crate) struct PendingRenders {
     /// The views' cameras, in request order.
     cameras: Vec<Entity>,
     /// The views' renders as they arrive.
-    backgrounds: Vec<Option<image::RgbaImage>>,
+    renders: Vec<Option<image::RgbaImage>>,
     /// With composition: the subject's bounds in each view and the shot's settings.
     composition: Option<(Vec<Option<SubjectBounds>>, CompositionSettings)>,
     /// With restyling: the strength.
@@ -109,7 +109,7 @@ impl PendingRenders {
                             image::imageops::FilterType::Triangle,
                         )
                     };
-                    if let Some(slot) = self.backgrounds.get_mut(captured.view) {
+                    if let Some(slot) = self.renders.get_mut(captured.view) {
                         *slot = Some(resized);
                     }
                 }
@@ -126,8 +126,8 @@ impl PendingRenders {
         if let Some(failure) = failure {
             return Received::Failed(failure);
         }
-        if self.backgrounds.iter().all(Option::is_some) {
-            let renders: Vec<image::RgbaImage> = self.backgrounds.drain(..).flatten().collect();
+        if self.renders.iter().all(Option::is_some) {
+            let renders: Vec<image::RgbaImage> = self.renders.drain(..).flatten().collect();
             return Received::Ready(SceneRenders {
                 init_views: self.restyle.map(|strength| InitViews {
                     images: renders.clone(),
@@ -146,7 +146,7 @@ impl PendingRenders {
         self.frames += 1;
         if self.frames > MAX_CAPTURE_WAIT_FRAMES {
             let missing = self
-                .backgrounds
+                .renders
                 .iter()
                 .position(Option::is_none)
                 .and_then(|view| self.cameras.get(view).copied());
@@ -297,7 +297,7 @@ impl RenderCapture<'_, '_> {
         Ok(Some(PendingRenders {
             id,
             cameras: views.to_vec(),
-            backgrounds: vec![None; views.len()],
+            renders: vec![None; views.len()],
             composition,
             restyle: settings.restyle,
             size: (request.width, request.height),
