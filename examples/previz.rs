@@ -88,7 +88,7 @@ impl Options {
             views: 4,
             size: 64,
             steps: 20,
-            prompt: "a red cube on grass".into(),
+            prompt: "a red cube on snow".into(),
             subject: None,
             compose: false,
             restyle: Some(MvCustomShot::DEFAULT_RESTYLE),
