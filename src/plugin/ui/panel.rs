@@ -84,7 +84,7 @@ pub(crate) fn draw_panel(
     let mut actions = PanelActions::default();
     egui::Window::new("MVCustom")
         .open(open)
-        .default_size([340.0, 720.0])
+        .default_size([340.0, 760.0])
         .show(ctx, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
                 shot_picker(ui, model, &mut actions);
