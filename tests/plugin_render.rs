@@ -489,6 +489,33 @@ fn bevy_pixel(transform: &GlobalTransform, projection: &Projection, point: Vec3)
     )
 }
 
+/// Turns tonemapping off on the app's one 3-D camera (so pure colours reach its render
+/// unchanged), renders the warm-up frames, generates `shot` and returns the camera and the
+/// first request the generator received.
+fn first_request_untonemapped(
+    app: &mut App,
+    recorder: &Recorder,
+    shot: Entity,
+) -> (Entity, GenerationRequest) {
+    let mut cameras = app.world_mut().query_filtered::<Entity, With<Camera3d>>();
+    let camera = cameras.single(app.world()).unwrap();
+    app.world_mut()
+        .entity_mut(camera)
+        .insert(bevy::core_pipeline::tonemapping::Tonemapping::None);
+    for _ in 0..WARM_UP_FRAMES {
+        app.update();
+    }
+    app.world_mut().trigger(GenerateShot { shot });
+    let mut frames = 0;
+    while recorder.requests.lock().unwrap().is_empty() {
+        assert!(frames < MAX_FRAMES, "the generation did not start");
+        app.update();
+        frames += 1;
+    }
+    let request = recorder.requests.lock().unwrap()[0].clone();
+    (camera, request)
+}
+
 #[test]
 fn a_composed_shot_keeps_the_cameras_render_around_the_subjects_box() {
     let recorder = Arc::new(Recorder::default());
@@ -512,22 +539,7 @@ fn a_composed_shot_keeps_the_cameras_render_around_the_subjects_box() {
         shot.compose = Some(cube);
         shot.composition = settings;
     }
-    let mut cameras = app.world_mut().query_filtered::<Entity, With<Camera3d>>();
-    let camera = cameras.single(app.world()).unwrap();
-    app.world_mut()
-        .entity_mut(camera)
-        .insert(bevy::core_pipeline::tonemapping::Tonemapping::None);
-    for _ in 0..WARM_UP_FRAMES {
-        app.update();
-    }
-    app.world_mut().trigger(GenerateShot { shot });
-    let mut frames = 0;
-    while recorder.requests.lock().unwrap().is_empty() {
-        assert!(frames < MAX_FRAMES, "the composed generation did not start");
-        app.update();
-        frames += 1;
-    }
-    let request = recorder.requests.lock().unwrap()[0].clone();
+    let (camera, request) = first_request_untonemapped(&mut app, &recorder, shot);
     let composition = request.composition.expect("the request composes");
     assert_eq!(composition.settings, settings);
     assert!(
@@ -604,22 +616,7 @@ fn a_restyled_shot_starts_from_the_cameras_render() {
         .get_mut::<MvCustomShot>(shot)
         .unwrap()
         .restyle = Some(0.4);
-    let mut cameras = app.world_mut().query_filtered::<Entity, With<Camera3d>>();
-    let camera = cameras.single(app.world()).unwrap();
-    app.world_mut()
-        .entity_mut(camera)
-        .insert(bevy::core_pipeline::tonemapping::Tonemapping::None);
-    for _ in 0..WARM_UP_FRAMES {
-        app.update();
-    }
-    app.world_mut().trigger(GenerateShot { shot });
-    let mut frames = 0;
-    while recorder.requests.lock().unwrap().is_empty() {
-        assert!(frames < MAX_FRAMES, "the restyled generation did not start");
-        app.update();
-        frames += 1;
-    }
-    let request = recorder.requests.lock().unwrap()[0].clone();
+    let (_, request) = first_request_untonemapped(&mut app, &recorder, shot);
     assert!(
         request.composition.is_none(),
         "restyling alone composes nothing"
