@@ -11,7 +11,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 mod common;
-use common::{assert_fails, mvcustom, path, scratch, stderr, tiny_model};
+use common::{assert_fails, max_abs_difference, mvcustom, path, scratch, stderr, tiny_model};
 
 /// The configuration files of the tiny fixture model (no weights) under `dir`.
 fn configurations_only(dir: &Path) {
@@ -163,16 +163,7 @@ fn both_stages_train_from_scratch_resume_and_write_their_weights() {
     .unwrap();
     let name = "conv_in.weight";
     let published = &unet[name];
-    let distance = |other: &Tensor| {
-        (published - other)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    };
+    let distance = |other: &Tensor| max_abs_difference(published, other);
     assert_eq!(distance(&checkpoint[&format!("ema/unet/{name}")]), 0.0);
     assert!(distance(&checkpoint[&format!("unet/{name}")]) > 0.0);
 }

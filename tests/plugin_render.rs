@@ -422,17 +422,7 @@ fn the_feature_renderer_runs_on_the_apps_device() {
     let mut app = rendering_app(Arc::clone(&recorder));
     spawn_scene(app.world_mut());
     let shot = spawn_shot(app.world_mut(), Vec3::new(1.5, 2.5, 4.0), Msaa::Off, "mesh");
-    for _ in 0..WARM_UP_FRAMES {
-        app.update();
-    }
-    app.world_mut().trigger(GenerateShot { shot });
-    let mut frames = 0;
-    while recorder.requests.lock().unwrap().is_empty() {
-        assert!(frames < MAX_FRAMES, "the generation did not start");
-        app.update();
-        frames += 1;
-    }
-    let request = recorder.requests.lock().unwrap()[0].clone();
+    let request = first_request(&mut app, &recorder, shot);
     let depth = request.anchor_depth.expect("scene depth");
     let anchor = &request.cameras[0];
 
@@ -489,19 +479,9 @@ fn bevy_pixel(transform: &GlobalTransform, projection: &Projection, point: Vec3)
     )
 }
 
-/// Turns tonemapping off on the app's one 3-D camera (so pure colours reach its render
-/// unchanged), renders the warm-up frames, generates `shot` and returns the camera and the
-/// first request the generator received.
-fn first_request_untonemapped(
-    app: &mut App,
-    recorder: &Recorder,
-    shot: Entity,
-) -> (Entity, GenerationRequest) {
-    let mut cameras = app.world_mut().query_filtered::<Entity, With<Camera3d>>();
-    let camera = cameras.single(app.world()).unwrap();
-    app.world_mut()
-        .entity_mut(camera)
-        .insert(bevy::core_pipeline::tonemapping::Tonemapping::None);
+/// Renders the warm-up frames, generates `shot` and returns the first request the generator
+/// received (within [`MAX_FRAMES`]).
+fn first_request(app: &mut App, recorder: &Recorder, shot: Entity) -> GenerationRequest {
     for _ in 0..WARM_UP_FRAMES {
         app.update();
     }
@@ -512,8 +492,22 @@ fn first_request_untonemapped(
         app.update();
         frames += 1;
     }
-    let request = recorder.requests.lock().unwrap()[0].clone();
-    (camera, request)
+    recorder.requests.lock().unwrap()[0].clone()
+}
+
+/// [`first_request`] with tonemapping off on the app's one 3-D camera (so pure colours reach
+/// its render unchanged); returns that camera too.
+fn first_request_untonemapped(
+    app: &mut App,
+    recorder: &Recorder,
+    shot: Entity,
+) -> (Entity, GenerationRequest) {
+    let mut cameras = app.world_mut().query_filtered::<Entity, With<Camera3d>>();
+    let camera = cameras.single(app.world()).unwrap();
+    app.world_mut()
+        .entity_mut(camera)
+        .insert(bevy::core_pipeline::tonemapping::Tonemapping::None);
+    (camera, first_request(app, recorder, shot))
 }
 
 #[test]

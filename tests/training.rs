@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 mod common;
-use common::parity_dir;
+use common::{max_abs_difference, parity_dir};
 
 fn tiny_unet(varmap: &VarMap) -> UNet {
     let path = parity_dir().join("unet_tiny/unet/config.json");
@@ -87,14 +87,7 @@ fn a_unet_trained_from_scratch_overfits_one_batch() {
     let t = Tensor::new(&[500f32], &device).unwrap();
     let a = unet.forward(&latents, &t, &conditioning, None).unwrap();
     let b = reloaded.forward(&latents, &t, &conditioning, None).unwrap();
-    let diff = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = max_abs_difference(&a, &b);
     // Same weights, same inputs: equal up to the reduction order of threaded kernels.
     assert!(diff < 1e-5, "{diff}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -106,3 +106,15 @@ pub fn assert_fails<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S], code: i32, cu
     }
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The largest absolute element-wise difference of two tensors of the same shape.
+pub fn max_abs_difference(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
