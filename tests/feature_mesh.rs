@@ -581,7 +581,7 @@ fn bad_features_are_typed_errors() {
 fn bad_views_and_settings_are_typed_errors() {
     let anchor = camera(64, 0.9, Extrinsics::IDENTITY);
     let depth = DepthMap::new(8, 8, vec![2.0; 64]).unwrap();
-    let mesh = AnchorMesh::build(&depth, &anchor, 0.1).unwrap();
+    let mesh = AnchorMesh::build(&depth, &anchor, 80.0).unwrap();
     let r = renderer(Backend::Cpu, RenderSettings::default()).unwrap();
     assert!(matches!(
         r.rasterize(&mesh, &[], 8, 8),
@@ -615,7 +615,7 @@ fn bad_views_and_settings_are_typed_errors() {
             ..Default::default()
         },
         RenderSettings {
-            discontinuity_threshold: -1.0,
+            max_surface_angle_deg: 90.0,
             ..Default::default()
         },
         RenderSettings {

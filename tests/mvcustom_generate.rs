@@ -264,7 +264,7 @@ fn scene_geometry(request: &GenerationRequest, grid: (usize, usize)) -> AnchorGe
         request.anchor_depth.as_ref().unwrap(),
         &request.cameras,
         ANCHOR,
-        DfrSettings::default().discontinuity_threshold,
+        DfrSettings::default().max_surface_angle_deg,
         &[grid],
         &Device::Cpu,
     )

@@ -368,8 +368,8 @@ mod tests {
         let dfr = tuned.dfr.unwrap();
         assert_eq!((dfr.anchor_view, dfr.step_fraction), (Some(1), 0.5));
         assert_eq!(
-            dfr.discontinuity_threshold,
-            DfrSettings::default().discontinuity_threshold
+            dfr.max_surface_angle_deg,
+            DfrSettings::default().max_surface_angle_deg
         );
         assert_eq!(tuned.clc.unwrap().step_fraction, 0.1);
         let anchored = TechniqueArgs {

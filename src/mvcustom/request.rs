@@ -9,7 +9,7 @@ use super::error::{MvError, Result};
 use super::view_latents::InitViews;
 use crate::camera::PinholeCamera;
 use crate::model::hook::{HookKind, LayerSelection, LevelSelection, UNetPath};
-use crate::render::{DepthMap, ViewMaps};
+use crate::render::{AnchorMesh, DepthMap, ViewMaps};
 
 /// Depth-aware feature rendering settings (method.md, DFR).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,9 +20,9 @@ pub struct DfrSettings {
     pub anchor_view: Option<usize>,
     /// Fraction of the steps, from the first, during which features are replaced (35 of 50).
     pub step_fraction: f32,
-    /// Relative depth jump above which a mesh triangle is dropped as a discontinuity (see
-    /// [`AnchorMesh::build`](crate::render::AnchorMesh::build)).
-    pub discontinuity_threshold: f32,
+    /// Degrees between a mesh triangle's normal and the viewing ray above which it is dropped
+    /// as a depth discontinuity (see [`AnchorMesh::build`](crate::render::AnchorMesh::build)).
+    pub max_surface_angle_deg: f32,
     /// The UNet layers whose features are replaced. The paper does not state them; the
     /// default takes the spatial transformer block outputs ([`HookKind::SpatialBlock`]) of the
     /// up path at its two coarsest levels that have transformers (16² and 32² for SD-1.5 at
@@ -39,7 +39,7 @@ impl Default for DfrSettings {
         Self {
             anchor_view: None,
             step_fraction: 0.7,
-            discontinuity_threshold: 0.1,
+            max_surface_angle_deg: 80.0,
             layers: LayerSelection {
                 kinds: vec![HookKind::SpatialBlock],
                 paths: vec![UNetPath::Up],
@@ -54,12 +54,12 @@ impl DfrSettings {
     /// Checks the settings for a generation of `views` views and returns the anchor view.
     pub fn validate(&self, views: usize) -> Result<usize> {
         check_fraction("techniques.dfr.step_fraction", self.step_fraction)?;
-        if !(self.discontinuity_threshold.is_finite() && self.discontinuity_threshold > 0.0) {
+        if !AnchorMesh::is_valid_surface_angle(self.max_surface_angle_deg) {
             return Err(MvError::request(
-                "techniques.dfr.discontinuity_threshold",
+                "techniques.dfr.max_surface_angle_deg",
                 format!(
-                    "must be finite and > 0, got {}",
-                    self.discontinuity_threshold
+                    "must be an angle in (0, 90) degrees, got {}",
+                    self.max_surface_angle_deg
                 ),
             ));
         }

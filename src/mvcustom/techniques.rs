@@ -141,7 +141,7 @@ pub(crate) fn prepare(
         depth,
         &request.cameras,
         plan.anchor,
-        plan.dfr.discontinuity_threshold,
+        plan.dfr.max_surface_angle_deg,
         &grids,
         device,
     )?;

@@ -74,10 +74,10 @@ impl FeatureRenderer {
         )
     }
 
-    /// Lifts the anchor view's depth map into a mesh with this renderer's discontinuity
-    /// threshold (see [`AnchorMesh::build`]).
+    /// Lifts the anchor view's depth map into a mesh with this renderer's surface-angle limit
+    /// (see [`AnchorMesh::build`]).
     pub fn build_mesh(&self, depth: &DepthMap, anchor: &PinholeCamera) -> Result<AnchorMesh> {
-        AnchorMesh::build(depth, anchor, self.settings.discontinuity_threshold)
+        AnchorMesh::build(depth, anchor, self.settings.max_surface_angle_deg)
     }
 
     /// Rasterises `mesh` into every camera of `targets` at a `width × height` output grid

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{RenderError, Result};
+use super::mesh::AnchorMesh;
 
 /// Where rasterisation and feature resolve run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,10 +25,12 @@ pub enum Backend {
 pub struct RenderSettings {
     /// Where rasterisation and resolve run.
     pub backend: Backend,
-    /// A mesh triangle is dropped when its vertex depths differ by more than this fraction of
-    /// the smallest one, `(max − min) / min > threshold`: such triangles straddle a depth
-    /// discontinuity and would smear foreground into background. Must be > 0.
-    pub discontinuity_threshold: f32,
+    /// A mesh triangle seen more edge-on than this angle (degrees between its normal and the
+    /// viewing ray) is dropped: lifted into a mesh, an occlusion edge becomes a wall of
+    /// triangles almost parallel to the rays, which would smear foreground into background,
+    /// while a floor seen at a slant stays below the limit at every grid resolution. In
+    /// (0, 90).
+    pub max_surface_angle_deg: f32,
     /// Near plane, in camera z-depth (world units): triangles with a vertex at or in front of
     /// it are not drawn into that view. Must be > 0.
     pub near_plane: f32,
@@ -40,7 +43,7 @@ impl Default for RenderSettings {
     fn default() -> Self {
         Self {
             backend: Backend::Auto,
-            discontinuity_threshold: 0.1,
+            max_surface_angle_deg: 80.0,
             near_plane: 1e-4,
             resolve_chunk_bytes: None,
         }
@@ -50,11 +53,11 @@ impl Default for RenderSettings {
 impl RenderSettings {
     /// Checks every threshold is in range.
     pub fn validate(&self) -> Result<()> {
-        if !(self.discontinuity_threshold.is_finite() && self.discontinuity_threshold > 0.0) {
+        if !AnchorMesh::is_valid_surface_angle(self.max_surface_angle_deg) {
             return Err(RenderError::InvalidSetting {
-                field: "discontinuity_threshold",
-                value: self.discontinuity_threshold.to_string(),
-                reason: "must be finite and > 0",
+                field: "max_surface_angle_deg",
+                value: self.max_surface_angle_deg.to_string(),
+                reason: "must be an angle in (0, 90) degrees",
             });
         }
         if !(self.near_plane.is_finite() && self.near_plane > 0.0) {

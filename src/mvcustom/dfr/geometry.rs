@@ -83,14 +83,14 @@ impl AnchorGeometry {
     /// Builds the geometry of view `anchor` among `cameras` (one per view) from its z-depth
     /// `depth` (world units, any resolution covering the camera's whole image) at each grid of
     /// `grids` ((height, width), duplicates ignored): depth resampled with
-    /// [`DepthMap::resize_min`], mesh with `discontinuity_threshold`, one rasterisation per
+    /// [`DepthMap::resize_min`], mesh with `max_surface_angle_deg`, one rasterisation per
     /// grid into the other views with `renderer`. Visibility tensors go to `device`.
     pub fn build(
         renderer: &FeatureRenderer,
         depth: &DepthMap,
         cameras: &[PinholeCamera],
         anchor: usize,
-        discontinuity_threshold: f32,
+        max_surface_angle_deg: f32,
         grids: &[(usize, usize)],
         device: &Device,
     ) -> Result<Self> {
@@ -127,7 +127,7 @@ impl AnchorGeometry {
             )?)?;
             let padded = DepthMap::new(w + 2, h + 2, padded.flatten_all()?.to_vec1()?)?;
             let camera = bordered_camera(anchor_camera, w, h)?;
-            let mesh = AnchorMesh::build(&padded, &camera, discontinuity_threshold)?;
+            let mesh = AnchorMesh::build(&padded, &camera, max_surface_angle_deg)?;
             let raster = renderer.rasterize(&mesh, &targets, w, h)?;
             let visibility = with_anchor_row(raster.visibility().mask(), anchor)?;
             built.push(GridGeometry {

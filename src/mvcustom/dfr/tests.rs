@@ -95,7 +95,7 @@ fn geometry_with(renderer: &FeatureRenderer, cameras: &[PinholeCamera]) -> Ancho
         &depth,
         cameras,
         1,
-        0.1,
+        80.0,
         &[(12, 16), (6, 8), (12, 16)],
         &Device::Cpu,
     )
@@ -168,7 +168,7 @@ fn a_sideways_camera_sees_the_anchor_shifted_by_its_disparity() {
             &depth,
             &cameras,
             0,
-            0.1,
+            80.0,
             &[(12, 16)],
             &Device::Cpu,
         )
@@ -286,7 +286,7 @@ fn layers_without_geometry_and_mismatched_features_are_errors() {
             &depth,
             &one,
             0,
-            0.1,
+            80.0,
             &[(4, 4)],
             &Device::Cpu
         )

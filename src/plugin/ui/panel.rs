@@ -226,8 +226,8 @@ fn techniques(ui: &mut egui::Ui, shot: &mut MvCustomShot) {
         if let Some(dfr) = techniques.dfr.as_mut() {
             ui.add(egui::Slider::new(&mut dfr.step_fraction, 0.0..=1.0).text("DFR steps"));
             ui.add(
-                egui::Slider::new(&mut dfr.discontinuity_threshold, 0.01..=1.0)
-                    .text("discontinuity"),
+                egui::Slider::new(&mut dfr.max_surface_angle_deg, 45.0..=89.0)
+                    .text("max surface angle °"),
             );
         }
         let mut clc = techniques.clc.is_some();
