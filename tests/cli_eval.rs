@@ -71,6 +71,10 @@ fn eval_writes_the_ablation_table_and_a_complete_report() {
         "2",
         "--prototype-clips",
         "1",
+        "--dfr-layers",
+        "motion-module",
+        "--dfr-levels",
+        "0",
         "--out",
         path(&out),
         "--quiet",
@@ -116,6 +120,14 @@ fn eval_writes_the_ablation_table_and_a_complete_report() {
     assert_eq!(report["settings"]["views"], VIEWS);
     assert_eq!(report["settings"]["size"], SIZE);
     assert_eq!(report["settings"]["steps"], 2);
+    // The DFR rows ran with the layers asked for, the rest of DFR's settings at their defaults.
+    let dfr = &report["settings"]["dfr"];
+    assert_eq!(dfr["layers"]["kinds"], serde_json::json!(["MotionModule"]));
+    assert_eq!(
+        dfr["layers"]["levels"],
+        serde_json::json!({ "Levels": [0] })
+    );
+    assert_eq!(dfr["max_surface_angle_deg"], 80.0);
     assert!(
         (report["chance"]["pose_accuracy"].as_f64().unwrap() - 1.0 / VIEWS as f64).abs() < 1e-6
     );

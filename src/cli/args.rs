@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use super::error::{CliError, Result};
 use crate::model::ComputeSettings;
+use crate::model::hook::{HookKind, LevelSelection};
 use crate::mvcustom::{ClcSettings, DfrSettings, Techniques};
+use crate::render::AnchorMesh;
 
 /// `--orbit views,elevation_deg,radius`: cameras evenly spaced around a target.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -211,6 +213,93 @@ impl ComputeArgs {
     }
 }
 
+/// A `--dfr-layers` item: `spatial-block`, `motion-module` or `cross-attention`.
+pub fn parse_hook_kind(text: &str) -> std::result::Result<HookKind, String> {
+    match text.trim() {
+        "spatial-block" => Ok(HookKind::SpatialBlock),
+        "motion-module" => Ok(HookKind::MotionModule),
+        "cross-attention" => Ok(HookKind::SpatialCrossAttention),
+        other => Err(format!(
+            "expects spatial-block, motion-module or cross-attention, got {other:?}"
+        )),
+    }
+}
+
+/// `--dfr-levels`: `coarsest:N` (N ≥ 1) or level numbers, comma-separated (0: the latent grid).
+pub fn parse_levels(text: &str) -> std::result::Result<LevelSelection, String> {
+    let bad = || format!("expects coarsest:N (N ≥ 1) or levels such as 0,1, got {text:?}");
+    if let Some(n) = text.trim().strip_prefix("coarsest:") {
+        return match n.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(LevelSelection::Coarsest(n)),
+            _ => Err(bad()),
+        };
+    }
+    let levels = text
+        .split(',')
+        .map(|level| level.trim().parse::<usize>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| bad())?;
+    Ok(LevelSelection::Levels(levels))
+}
+
+/// `--dfr-max-surface-angle`: degrees in (0, 90).
+pub fn parse_surface_angle(text: &str) -> std::result::Result<f32, String> {
+    match text.trim().parse::<f32>() {
+        Ok(v) if AnchorMesh::is_valid_surface_angle(v) => Ok(v),
+        _ => Err(format!("expects an angle in (0, 90) degrees, got {text:?}")),
+    }
+}
+
+/// Where depth-aware feature rendering works — which UNet layers, and which anchor-mesh
+/// triangles it drops — for ablating those choices; unset options keep [`DfrSettings`]'s
+/// defaults. `generate`, `bench` and `eval` (its DFR rows) take them.
+#[derive(Clone, Debug, Default, Args, Serialize)]
+#[command(next_help_heading = "DFR layers")]
+pub struct DfrLayerArgs {
+    /// The kinds of UNet layer whose outputs DFR replaces, comma-separated: spatial-block,
+    /// motion-module, cross-attention (default: spatial-block,motion-module).
+    #[arg(
+        long = "dfr-layers",
+        value_name = "KINDS",
+        value_delimiter = ',',
+        value_parser = parse_hook_kind
+    )]
+    pub kinds: Vec<HookKind>,
+    /// The up-path levels DFR works at: coarsest:N, or level numbers such as 0,1 (0: the latent
+    /// grid; default: coarsest:3).
+    #[arg(long = "dfr-levels", value_name = "LEVELS", value_parser = parse_levels)]
+    pub levels: Option<LevelSelection>,
+    /// Anchor-mesh triangles seen more edge-on than this many degrees are dropped as depth
+    /// discontinuities (default: 80).
+    #[arg(long = "dfr-max-surface-angle", value_name = "DEG", value_parser = parse_surface_angle)]
+    pub max_surface_angle_deg: Option<f32>,
+}
+
+impl DfrLayerArgs {
+    /// Whether any option is given.
+    pub fn is_set(&self) -> bool {
+        !self.kinds.is_empty() || self.levels.is_some() || self.max_surface_angle_deg.is_some()
+    }
+
+    /// `settings` with the given options applied.
+    pub fn apply(&self, settings: DfrSettings) -> DfrSettings {
+        let mut layers = settings.layers;
+        if !self.kinds.is_empty() {
+            layers.kinds = self.kinds.clone();
+        }
+        if let Some(levels) = &self.levels {
+            layers.levels = levels.clone();
+        }
+        DfrSettings {
+            layers,
+            max_surface_angle_deg: self
+                .max_surface_angle_deg
+                .unwrap_or(settings.max_surface_angle_deg),
+            ..settings
+        }
+    }
+}
+
 /// MVCustom's technique switches, each of which can be turned off for ablation.
 #[derive(Clone, Debug, Default, Args, Serialize)]
 #[command(next_help_heading = "Techniques")]
@@ -233,6 +322,9 @@ pub struct TechniqueArgs {
     /// Fraction of the steps, from the first, during which DFR replaces features.
     #[arg(long, value_name = "F", conflicts_with = "no_dfr", value_parser = parse_fraction)]
     pub dfr_fraction: Option<f32>,
+    /// Where DFR works (layers, mesh).
+    #[command(flatten)]
+    pub dfr_layers: DfrLayerArgs,
     /// Switch consistency-aware latent completion (CLC) off.
     #[arg(long)]
     pub no_clc: bool,
@@ -245,7 +337,7 @@ impl TechniqueArgs {
     /// The switches as the pipeline's [`Techniques`].
     pub fn techniques(&self) -> Techniques {
         let dfr = (!self.no_dfr).then(|| {
-            let defaults = DfrSettings::default();
+            let defaults = self.dfr_layers.apply(DfrSettings::default());
             DfrSettings {
                 anchor_view: self.anchor_view,
                 step_fraction: self.dfr_fraction.unwrap_or(defaults.step_fraction),
@@ -269,6 +361,13 @@ impl TechniqueArgs {
 
     /// Checks the switches against the number of views.
     pub fn validate(&self, views: usize) -> Result<()> {
+        if self.no_dfr && self.dfr_layers.is_set() {
+            return Err(CliError::argument(
+                "--no-dfr",
+                "switches DFR off: --dfr-layers, --dfr-levels and --dfr-max-surface-angle \
+                 would have no effect",
+            ));
+        }
         match self.anchor_view {
             Some(anchor) if anchor >= views => Err(CliError::argument(
                 "--anchor-view",
@@ -380,6 +479,78 @@ mod tests {
         let err = anchored.validate(4).unwrap_err().to_string();
         assert!(
             err.starts_with("--anchor-view 4 is out of range for 4 views"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dfr_layer_options_parse_and_override_only_what_they_name() {
+        assert_eq!(
+            parse_hook_kind(" motion-module").unwrap(),
+            HookKind::MotionModule
+        );
+        assert!(
+            parse_hook_kind("attention")
+                .unwrap_err()
+                .contains("\"attention\"")
+        );
+        assert_eq!(
+            parse_levels("coarsest:2").unwrap(),
+            LevelSelection::Coarsest(2)
+        );
+        assert_eq!(
+            parse_levels("0, 2").unwrap(),
+            LevelSelection::Levels(vec![0, 2])
+        );
+        for bad in ["coarsest:0", "coarsest:x", "1,,2", "-1", ""] {
+            assert!(
+                parse_levels(bad).unwrap_err().contains("coarsest:N"),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_surface_angle("75").unwrap(), 75.0);
+        for bad in ["0", "90", "nan", "x"] {
+            assert!(parse_surface_angle(bad).is_err(), "{bad}");
+        }
+
+        let defaults = DfrSettings::default();
+        assert!(!DfrLayerArgs::default().is_set());
+        assert_eq!(DfrLayerArgs::default().apply(defaults.clone()), defaults);
+        let kinds_only = DfrLayerArgs {
+            kinds: vec![HookKind::SpatialBlock],
+            ..Default::default()
+        };
+        let applied = kinds_only.apply(defaults.clone());
+        assert_eq!(applied.layers.kinds, vec![HookKind::SpatialBlock]);
+        assert_eq!(applied.layers.levels, defaults.layers.levels);
+        assert_eq!(
+            applied.max_surface_angle_deg,
+            defaults.max_surface_angle_deg
+        );
+        let all = DfrLayerArgs {
+            kinds: vec![HookKind::MotionModule],
+            levels: Some(LevelSelection::Levels(vec![1])),
+            max_surface_angle_deg: Some(70.0),
+        };
+        let techniques = TechniqueArgs {
+            dfr_fraction: Some(0.5),
+            dfr_layers: all.clone(),
+            ..Default::default()
+        }
+        .techniques();
+        let dfr = techniques.dfr.unwrap();
+        assert_eq!(dfr.layers.kinds, vec![HookKind::MotionModule]);
+        assert_eq!(dfr.layers.levels, LevelSelection::Levels(vec![1]));
+        assert_eq!(dfr.layers.paths, defaults.layers.paths);
+        assert_eq!((dfr.max_surface_angle_deg, dfr.step_fraction), (70.0, 0.5));
+        let contradictory = TechniqueArgs {
+            no_dfr: true,
+            dfr_layers: all,
+            ..Default::default()
+        };
+        let err = contradictory.validate(4).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--no-dfr") && err.contains("--dfr-layers"),
             "{err}"
         );
     }

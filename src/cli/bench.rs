@@ -287,6 +287,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             format!("must be a finite number, got {}", args.guidance),
         ));
     }
+    args.techniques.validate(args.views as usize)?;
     let model = args
         .model
         .as_deref()

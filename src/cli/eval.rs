@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 
-use super::args::{ComputeArgs, DTypeArg, DeviceArg};
+use super::args::{ComputeArgs, DTypeArg, DeviceArg, DfrLayerArgs};
 use super::atomic::{write_atomic, write_json_atomic};
 use super::error::{CliError, Result};
 use super::generate::read_subject;
@@ -22,7 +22,7 @@ use crate::diffusion::CancelToken;
 use crate::eval::run::demo_subject_of;
 use crate::eval::{CaseRun, EvalEvent, EvalReport, EvalSettings, EvalSubject, evaluate};
 use crate::mvcustom::demo_subject::demo_subject_definition;
-use crate::mvcustom::{MvError, MvPipeline, default_model_dir, demo_subjects_dir};
+use crate::mvcustom::{DfrSettings, MvError, MvPipeline, default_model_dir, demo_subjects_dir};
 use crate::world::DemoSubject;
 
 /// Arguments of `mvcustom eval`.
@@ -64,6 +64,9 @@ pub struct EvalArgs {
     /// No progress output on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Where the DFR rows' feature rendering works (layers, mesh), for ablating those choices.
+    #[command(flatten)]
+    pub dfr: DfrLayerArgs,
     /// Device and precision.
     #[command(flatten)]
     pub compute: ComputeArgs,
@@ -208,6 +211,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         guidance_scale: args.guidance,
         seed: args.seed,
         prototype_clips: args.prototype_clips as usize,
+        dfr: args.dfr.apply(DfrSettings::default()),
         ..Default::default()
     };
     let runs = evaluate(

@@ -67,8 +67,9 @@ impl Variant {
         }
     }
 
-    /// The techniques the row generates with; `None` for the ground truth.
-    pub fn techniques(self) -> Option<Techniques> {
+    /// The techniques the row generates with, DFR (where the row uses it) with `dfr`; `None`
+    /// for the ground truth.
+    pub fn techniques(self, dfr: &DfrSettings) -> Option<Techniques> {
         let base = Techniques {
             dense_attention: true,
             attention_window: None,
@@ -85,12 +86,12 @@ impl Variant {
             }),
             Variant::Dfr => Some(Techniques {
                 pose_blocks: true,
-                dfr: Some(DfrSettings::default()),
+                dfr: Some(dfr.clone()),
                 ..base
             }),
             Variant::DfrClc => Some(Techniques {
                 pose_blocks: true,
-                dfr: Some(DfrSettings::default()),
+                dfr: Some(dfr.clone()),
                 clc: Some(ClcSettings::default()),
                 ..base
             }),
@@ -110,16 +111,22 @@ mod tests {
 
     #[test]
     fn each_row_adds_one_technique_to_the_previous() {
+        let dfr = DfrSettings {
+            step_fraction: 0.5,
+            ..Default::default()
+        };
         let t: Vec<Techniques> = Variant::GENERATED
             .iter()
-            .map(|v| v.techniques().unwrap())
+            .map(|v| v.techniques(&dfr).unwrap())
             .collect();
         assert!(!t[0].pose_blocks && t[0].dfr.is_none() && t[0].clc.is_none());
         assert!(t[1].pose_blocks && t[1].dfr.is_none() && t[1].clc.is_none());
         assert!(t[2].pose_blocks && t[2].dfr.is_some() && t[2].clc.is_none());
         assert!(t[3].pose_blocks && t[3].dfr.is_some() && t[3].clc.is_some());
+        // The DFR rows use the given settings.
+        assert!(t[2..].iter().all(|t| t.dfr.as_ref() == Some(&dfr)));
         assert!(t.iter().all(|t| t.dense_attention));
-        assert!(Variant::GroundTruth.techniques().is_none());
+        assert!(Variant::GroundTruth.techniques(&dfr).is_none());
         assert!(!Variant::Base.uses_subject() && Variant::DfrClc.uses_subject());
         assert_eq!(&Variant::ALL[1..], &Variant::GENERATED);
     }

@@ -15,7 +15,8 @@ use super::pose::DEFAULT_DESCRIPTOR_SIDE;
 use crate::diffusion::CancelToken;
 use crate::mvcustom::demo_subject::demo_subject_token;
 use crate::mvcustom::{
-    GenerationEvent, GenerationRequest, LoadedSubject, MvError, MvPipeline, Result, Subject,
+    DfrSettings, GenerationEvent, GenerationRequest, LoadedSubject, MvError, MvPipeline, Result,
+    Subject,
 };
 use crate::world::{DemoSubject, RenderSettings, TrajectorySampler};
 
@@ -45,6 +46,8 @@ pub struct EvalSettings {
     pub prototype_clips: usize,
     /// Renderer settings of the ground truth.
     pub render: RenderSettings,
+    /// Depth-aware feature rendering of the rows that use it (see [`Variant::techniques`]).
+    pub dfr: DfrSettings,
 }
 
 impl Default for EvalSettings {
@@ -61,6 +64,7 @@ impl Default for EvalSettings {
             descriptor_side: DEFAULT_DESCRIPTOR_SIDE,
             prototype_clips: 3,
             render: RenderSettings::default(),
+            dfr: DfrSettings::default(),
         }
     }
 }
@@ -276,7 +280,7 @@ fn generate_row(
     cancel: &CancelToken,
 ) -> Result<GeneratedRow> {
     let techniques = variant
-        .techniques()
+        .techniques(&settings.dfr)
         .ok_or_else(|| MvError::request("variant", "the ground truth is not generated"))?;
     let definition = subject.loaded.subject();
     let prompt = if variant.uses_subject() {
