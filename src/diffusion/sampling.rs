@@ -258,6 +258,7 @@ mod tests {
     use super::*;
     use crate::diffusion::error::DiffusionError;
     use crate::diffusion::scheduler::{AnyScheduler, NoiseSchedule, SchedulerConfig};
+    use crate::model::test_support::max_abs_diff;
 
     fn config(class: &str) -> SchedulerConfig {
         // set_alpha_to_one / final σ = 0: the last step lands exactly on x₀.
@@ -322,19 +323,6 @@ mod tests {
         (AnyScheduler::new(cfg), denoiser)
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
-
     #[test]
     fn exact_noise_prediction_recovers_the_clean_sample() {
         for class in [
@@ -346,7 +334,7 @@ mod tests {
             let out = Sampler::new()
                 .run(&mut scheduler, &mut denoiser, &request(1.0, 10))
                 .unwrap();
-            let err = max_diff(&out, &denoiser.x0);
+            let err = max_abs_diff(&out, &denoiser.x0);
             assert!(err < 1e-3, "{class}: |x − x₀| = {err}");
             assert_eq!(denoiser.calls, 10);
         }
@@ -379,9 +367,9 @@ mod tests {
         let expected = ((&clean * abar.sqrt()).unwrap()
             + (&request.initial_noise * (1.0 - abar).sqrt()).unwrap())
         .unwrap();
-        assert!(max_diff(first_input.as_ref().unwrap(), &expected) < 1e-5);
+        assert!(max_abs_diff(first_input.as_ref().unwrap(), &expected) < 1e-5);
         // The exact network still lands on its clean sample.
-        assert!(max_diff(&out, &denoiser.x0) < 1e-3);
+        assert!(max_abs_diff(&out, &denoiser.x0) < 1e-3);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod unet;
 pub mod vae;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use error::{ModelError, Result};
 pub use load::{ComponentDir, ComputeSettings, WeightVariant, Weights};

@@ -343,6 +343,7 @@ fn window_bias(
 mod tests {
     use super::*;
     use crate::model::hook::NoHook;
+    use crate::model::test_support::max_abs_diff;
     use candle_core::DType;
     use candle_nn::VarMap;
     use std::collections::HashMap;
@@ -388,16 +389,7 @@ mod tests {
             .and_then(|t| t.max_all())
             .and_then(|t| t.to_scalar::<f32>())
             .unwrap_or(f32::INFINITY);
-        max_diff(a, b) <= 64.0 * f32::EPSILON * (1.0 + scale)
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.flatten_all())
-            .and_then(|d| d.max(0))
-            .and_then(|d| d.to_scalar::<f32>())
-            .unwrap_or(f32::INFINITY)
+        max_abs_diff(a, b) <= 64.0 * f32::EPSILON * (1.0 + scale)
     }
 
     fn run(
@@ -428,10 +420,10 @@ mod tests {
         assert!(
             agree(&temporal, &dense0),
             "{}",
-            max_diff(&temporal, &dense0)
+            max_abs_diff(&temporal, &dense0)
         );
         // The motion module does something: the output is not the input.
-        assert!(max_diff(&temporal, &x) > 1e-2);
+        assert!(max_abs_diff(&temporal, &x) > 1e-2);
         Ok(())
     }
 
@@ -449,7 +441,7 @@ mod tests {
             let whole = run(&m, &x, f, mode, usize::MAX);
             for budget in [1, 50, 700, 3000] {
                 let chunked = run(&m, &x, f, mode, budget);
-                let d = max_diff(&whole, &chunked);
+                let d = max_abs_diff(&whole, &chunked);
                 // Chunking only reorders f32 sums.
                 assert!(
                     agree(&whole, &chunked),
@@ -473,7 +465,7 @@ mod tests {
             usize::MAX,
         );
         let wide = run(&m, &x, f, MotionAttention::Dense { window: Some(3) }, 64);
-        assert!(agree(&full, &wide), "{}", max_diff(&full, &wide));
+        assert!(agree(&full, &wide), "{}", max_abs_diff(&full, &wide));
         let narrow = run(
             &m,
             &x,
@@ -481,7 +473,7 @@ mod tests {
             MotionAttention::Dense { window: Some(1) },
             usize::MAX,
         );
-        assert!(max_diff(&full, &narrow) > 1e-4);
+        assert!(max_abs_diff(&full, &narrow) > 1e-4);
         Ok(())
     }
 
@@ -554,7 +546,7 @@ mod tests {
             }
             let flat: Vec<f32> = merged.into_iter().flatten().collect();
             let expect = attn.output(&Tensor::from_vec(flat, (1, n, c), &dev)?)?;
-            let d = max_diff(&ours, &expect);
+            let d = max_abs_diff(&ours, &expect);
             assert!(
                 agree(&expect, &ours),
                 "window {window:?} budget {budget}: {d}"

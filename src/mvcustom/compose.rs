@@ -261,6 +261,7 @@ mod tests {
     use crate::diffusion::{
         AnyScheduler, DdimConfig, DdimScheduler, Sampler, SamplingRequest, StepInfo,
     };
+    use crate::model::test_support::max_abs_diff;
     use candle_core::Device;
 
     #[test]
@@ -312,27 +313,16 @@ mod tests {
         (background, with, without)
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
-
     #[test]
     fn a_fully_kept_view_ends_as_its_background() {
         let (background, with, _) = run(1.0);
-        assert!(max_diff(&background, &with) < 1e-6);
+        assert!(max_abs_diff(&background, &with) < 1e-6);
     }
 
     #[test]
     fn a_fully_generated_view_is_untouched() {
         let (_, with, without) = run(0.0);
-        assert_eq!(max_diff(&with, &without), 0.0);
+        assert_eq!(max_abs_diff(&with, &without), 0.0);
     }
 
     #[test]

@@ -199,6 +199,7 @@ mod tests {
     use crate::model::WeightVariant;
     use crate::model::clip::TokenOverride;
     use crate::model::pose::PoseConfig;
+    use crate::model::test_support::max_abs_diff;
     use crate::mvcustom::{DiffusionComponents, SubjectWeights, SubjectWeightsInfo};
     use crate::train::{AdamW, AdamWConfig};
     use candle_core::Device;
@@ -316,14 +317,7 @@ mod tests {
         // token row from its initial word); the frozen networks compute exactly as before.
         let trainable_after = weights.tensors().unwrap();
         for (name, before) in &trainable_before {
-            let moved = (before - &trainable_after[name])
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let moved = max_abs_diff(before, &trainable_after[name]);
             assert!(moved > 0.0, "{name} did not change");
         }
         let unet_after = c.unet.forward(&probe, &t, &plain_prompt, None).unwrap();

@@ -7,6 +7,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use super::*;
+use crate::model::test_support::max_abs_diff;
 
 fn scheduler(json: &str) -> AnyScheduler {
     AnyScheduler::new(SchedulerConfig::from_json_str(json, Path::new("test.json")).unwrap())
@@ -21,17 +22,6 @@ fn sd_config(class: &str, extra: &str) -> String {
 
 fn tensor(values: &[f32]) -> Tensor {
     Tensor::new(values, &Device::Cpu).unwrap()
-}
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]
@@ -151,7 +141,10 @@ fn predicted_original_is_exact_for_every_prediction_type() {
                 _ => x0.clone(),
             };
             let got = s.predict_original(&output, t, &sample).unwrap();
-            assert!(max_diff(&got, &x0) < 1e-4, "{class} {prediction}: {got}");
+            assert!(
+                max_abs_diff(&got, &x0) < 1e-4,
+                "{class} {prediction}: {got}"
+            );
         }
     }
 }
@@ -177,7 +170,7 @@ fn add_noise_follows_alpha_bar() {
             vp
         };
         let got = s.add_noise(&x0, &eps, t).unwrap();
-        assert!(max_diff(&got, &expected) < 1e-5, "{class}");
+        assert!(max_abs_diff(&got, &expected) < 1e-5, "{class}");
     }
     // DDIM's ᾱ is the training table's.
     let ddim = scheduler(&sd_config("DDIMScheduler", ""));

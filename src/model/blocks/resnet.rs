@@ -124,6 +124,7 @@ impl ResnetBlock2D {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_support::max_abs_diff;
     use candle_core::{DType, Device};
     use std::collections::HashMap;
 
@@ -163,19 +164,6 @@ mod tests {
             Tensor::zeros(cout, DType::F32, &dev).unwrap(),
         );
         VarBuilder::from_tensors(map, DType::F32, &dev)
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]

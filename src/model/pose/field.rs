@@ -248,6 +248,7 @@ mod tests {
     use super::*;
     use crate::camera::{ImageSize, Intrinsics, PinholeCamera, look_at};
     use crate::model::pose::geometry::{Jitter, ReferenceGrid, sample_geometry};
+    use crate::model::test_support::max_abs_diff;
     use candle_nn::VarMap;
     use glam::Vec3;
 
@@ -416,14 +417,6 @@ mod tests {
         let x = Tensor::randn(0f32, 1.0, (2, 5, 6), &Device::Cpu).unwrap();
         let r = Tensor::randn(0f32, 1.0, (2, 5, 6), &Device::Cpu).unwrap();
         let y = fuse.forward(&x, &r).unwrap();
-        let diff = (y - &x)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert_eq!(diff, 0.0);
+        assert_eq!(max_abs_diff(&y, &x), 0.0);
     }
 }
